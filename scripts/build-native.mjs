@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+// Builds the native CPU backend (build/Release/loom_cpu.node) with node-gyp; run by `npm install`.
+// A missing toolchain is not fatal (Loom falls back to the pure-TypeScript backend) unless LOOM_REQUIRE_NATIVE=1.
+//
+// Usage: node scripts/build-native.mjs [--force]   (--force rebuilds even if the addon is up to date)
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const force = process.argv.includes('--force');
+const required = process.env.LOOM_REQUIRE_NATIVE === '1';
+const output = join(root, 'build', 'Release', 'loom_cpu.node');
+
+function which(cmd) {
+  const r = spawnSync(process.platform === 'win32' ? 'where' : 'sh', process.platform === 'win32' ? [cmd] : ['-c', `command -v ${cmd}`], {
+    encoding: 'utf8',
+  });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim().split('\n')[0] : null;
+}
+
+function fail(message) {
+  console.error(`loom: ${message}`);
+  process.exit(1);
+}
+
+// ---- toolchain check ----
+const missing = [];
+const compiler = process.env.CXX || ['c++', 'g++', 'clang++'].find((c) => which(c));
+if (!compiler || !which(compiler.split(' ')[0])) missing.push('a C++17 compiler (c++, g++ or clang++)');
+if (!which('make')) missing.push('make');
+if (!which('python3') && !which('python')) missing.push('python3');
+if (missing.length > 0) {
+  const how =
+    process.platform === 'darwin'
+      ? 'xcode-select --install'
+      : 'apt-get install -y g++ make python3 libopenblas-openmp-dev   (Debian/Ubuntu)';
+  console.error(
+    `loom: cannot build the native CPU backend: missing ${missing.join(', ')}.\n` +
+      `      Install with: ${how}\n` +
+      `      then run: npm run build:native\n` +
+      `      Until then Loom falls back to the slow pure-TypeScript backend.`,
+  );
+  process.exit(required ? 1 : 0);
+}
+
+// ---- up to date? ----
+function newestSource() {
+  let newest = 0;
+  const files = [join(root, 'binding.gyp'), join(root, 'scripts', 'detect-blas.mjs')];
+  for (const f of readdirSync(join(root, 'native'))) files.push(join(root, 'native', f));
+  for (const f of files) newest = Math.max(newest, statSync(f).mtimeMs);
+  return newest;
+}
+if (!force && existsSync(output) && statSync(output).mtimeMs >= newestSource()) {
+  console.log('loom: native CPU backend is up to date (build/Release/loom_cpu.node); --force rebuilds');
+  process.exit(0);
+}
+
+// ---- find node-gyp ----
+function nodeGypCommand() {
+  const local = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+  if (existsSync(local)) return [process.execPath, [local]];
+  if (which('node-gyp')) return ['node-gyp', []];
+  // npm bundles node-gyp: next to npm-cli.js (npm_execpath) or under the npm found on PATH.
+  const cands = [];
+  if (process.env.npm_execpath) cands.push(join(dirname(process.env.npm_execpath), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  const npm = which('npm');
+  if (npm) {
+    let real = npm;
+    try {
+      real = execFileSync('readlink', ['-f', npm], { encoding: 'utf8' }).trim();
+    } catch {}
+    cands.push(join(dirname(real), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+    cands.push(join(dirname(npm), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  }
+  for (const c of cands) if (existsSync(c)) return [process.execPath, [c]];
+  if (which('npx')) return ['npx', ['--yes', 'node-gyp']];
+  return null;
+}
+
+const gyp = nodeGypCommand();
+if (!gyp) {
+  console.error('loom: cannot find node-gyp (install it with: npm install -g node-gyp); falling back to the TypeScript backend');
+  process.exit(required ? 1 : 0);
+}
+
+let blas = '';
+try {
+  blas = execFileSync(process.execPath, [join(root, 'scripts', 'detect-blas.mjs'), 'summary'], { encoding: 'utf8' }).trim();
+} catch {}
+console.log(`loom: building the native CPU backend (${blas || 'BLAS detection failed'})`);
+
+const args = [...gyp[1], 'rebuild', '--release'];
+// Node's headers ship with some system packages (e.g. Debian's nodejs): use them instead of downloading.
+const sysHeaders = resolve(dirname(process.execPath), '..', 'include', 'node', 'common.gypi');
+if (!process.env.npm_config_nodedir && existsSync(sysHeaders)) args.push(`--nodedir=${resolve(sysHeaders, '..', '..', '..')}`);
+const jobs = process.env.JOBS || 'max';
+args.push(`--jobs=${jobs}`);
+const r = spawnSync(gyp[0], args, { cwd: root, stdio: 'inherit', env: process.env });
+if (r.error) fail(`could not run node-gyp: ${r.error.message}`);
+if (r.status !== 0) fail('building the native CPU backend failed (see the compiler output above)');
+console.log('loom: built build/Release/loom_cpu.node');

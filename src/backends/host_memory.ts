@@ -1,0 +1,89 @@
+// Host memory for backends whose storages live in ordinary ArrayBuffers (native CPU, TS reference).
+// A size-bucketed caching allocator: a training step frees and re-allocates the same sizes every
+// step, so freed buffers are kept per exact byte size and handed back out instead of allocating again.
+
+import type { DType, HostArray, MemoryInfo, Storage } from './backend.js';
+import { DTYPE_BYTES } from './backend.js';
+
+/** A storage backed by a host typed array (length may exceed numel only never: it is exact). */
+export class HostStorage implements Storage {
+  constructor(
+    readonly dtype: DType,
+    readonly numel: number,
+    /** The whole backing buffer; its byte length is the bucket size, >= numel * bytes. */
+    readonly buffer: ArrayBuffer,
+    readonly data: HostArray,
+  ) {}
+  freed = false;
+}
+
+// Buffers are 64-byte aligned in size so that vector kernels can run whole lanes at the tail.
+const ALIGN = 64;
+
+function viewOf(dtype: DType, buffer: ArrayBuffer, numel: number): HostArray {
+  switch (dtype) {
+    case 'f32':
+      return new Float32Array(buffer, 0, numel);
+    case 'i32':
+      return new Int32Array(buffer, 0, numel);
+    case 'bf16':
+      return new Uint16Array(buffer, 0, numel);
+  }
+}
+
+export class HostAllocator {
+  private readonly cache = new Map<number, ArrayBuffer[]>();
+  private live = 0;
+  private liveCount = 0;
+  private cached = 0;
+
+  alloc(dtype: DType, numel: number): HostStorage {
+    if (!Number.isInteger(numel) || numel < 0) throw new Error(`alloc: invalid element count ${numel}`);
+    const bytes = Math.max(ALIGN, Math.ceil((numel * DTYPE_BYTES[dtype]) / ALIGN) * ALIGN);
+    const bucket = this.cache.get(bytes);
+    let buffer = bucket?.pop();
+    if (buffer) this.cached -= bytes;
+    else buffer = new ArrayBuffer(bytes);
+    this.live += bytes;
+    this.liveCount += 1;
+    return new HostStorage(dtype, numel, buffer, viewOf(dtype, buffer, numel));
+  }
+
+  free(s: HostStorage): void {
+    if (s.freed) throw new Error('free: storage already freed');
+    s.freed = true;
+    const bytes = s.buffer.byteLength;
+    this.live -= bytes;
+    this.liveCount -= 1;
+    let bucket = this.cache.get(bytes);
+    if (!bucket) this.cache.set(bytes, (bucket = []));
+    bucket.push(s.buffer);
+    this.cached += bytes;
+  }
+
+  memory(): MemoryInfo {
+    return { liveBytes: this.live, liveCount: this.liveCount, cachedBytes: this.cached };
+  }
+
+  emptyCache(): void {
+    this.cache.clear();
+    this.cached = 0;
+  }
+}
+
+/** Copies a host view to a fresh array of the same type (what readSync hands out). */
+export function copyHost(data: HostArray): HostArray {
+  return data.slice() as HostArray;
+}
+
+/** Writes `src` into storage `s` at `offset`, checking the type and bounds. */
+export function writeHost(s: HostStorage, src: HostArray, offset = 0): void {
+  if (s.freed) throw new Error('write: storage was freed');
+  if (Object.getPrototypeOf(src) !== Object.getPrototypeOf(s.data)) {
+    throw new Error(`write: ${src.constructor.name} does not match storage dtype ${s.dtype}`);
+  }
+  if (offset < 0 || offset + src.length > s.numel) {
+    throw new Error(`write: ${src.length} elements at offset ${offset} exceed storage of ${s.numel}`);
+  }
+  (s.data as Float32Array).set(src as Float32Array, offset);
+}

@@ -1,0 +1,151 @@
+// Matrix products: batched matmul with transpose flags and batch broadcasting, and linear
+// (x W^T + b, the Hugging Face weight layout [out, in]) with the bias fused into the GEMM.
+
+import type { Backend } from '../../backends/backend.js';
+import { record } from '../autograd.js';
+import { Tensor, empty, shapeSize, shapeString } from '../tensor.js';
+import { broadcastShapes, checkDType, commonBackend, fail } from './check.js';
+import { broadcastRaw, sumToRaw } from './reduce.js';
+
+export interface MatmulOptions {
+  /** Use a with its last two axes swapped. */
+  transA?: boolean;
+  /** Use b with its last two axes swapped. */
+  transB?: boolean;
+}
+
+interface Plan {
+  batchShape: number[];
+  m: number;
+  n: number;
+  k: number;
+}
+
+function plan(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Plan {
+  if (a.rank < 2 || b.rank < 2) {
+    fail('matmul', `operands need at least 2 axes, got a ${shapeString(a.shape)} and b ${shapeString(b.shape)}`);
+  }
+  const [ar, ac] = a.shape.slice(-2) as [number, number];
+  const [br, bc] = b.shape.slice(-2) as [number, number];
+  const m = transA ? ac : ar;
+  const k = transA ? ar : ac;
+  const kb = transB ? bc : br;
+  const n = transB ? br : bc;
+  if (k !== kb) {
+    fail(
+      'matmul',
+      `inner sizes differ: a ${shapeString(a.shape)}${transA ? '^T' : ''} has ${k}, b ${shapeString(b.shape)}${transB ? '^T' : ''} has ${kb}`,
+    );
+  }
+  const batchShape = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  return { batchShape, m, n, k };
+}
+
+/** Raw batched GEMM (no autograd): c = op(a) op(b), broadcasting batch axes. */
+function gemmRaw(backend: Backend, a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+  const { batchShape, m, n, k } = plan(a, b, transA, transB);
+  const batch = shapeSize(batchShape);
+  const out = empty([...batchShape, m, n], 'f32', backend);
+  const aBatch = shapeSize(a.shape.slice(0, -2));
+  const bBatch = shapeSize(b.shape.slice(0, -2));
+  if (batch === 0 || m === 0 || n === 0) return out;
+  // b shared by every batch item and a not transposed: one GEMM with the batch folded into M.
+  if (bBatch === 1 && !transA) {
+    backend.gemm(a.storage, b.storage, out.storage, {
+      batch: 1, m: aBatch * m, n, k, transA: false, transB, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0,
+    });
+    if (aBatch !== batch) fail('matmul', 'internal: batch mismatch');
+    return out;
+  }
+  // Each side is either one matrix (stride 0) or a full batch; partial broadcasts are materialised.
+  const expand = (t: Tensor, tb: number): [Tensor, number] => {
+    if (tb === 1) return [t, 0];
+    if (tb === batch) return [t, shapeSize(t.shape.slice(-2))];
+    const full = broadcastRaw(t, [...padBatch(t.shape.slice(0, -2), batchShape.length), ...t.shape.slice(-2)], [...batchShape, ...t.shape.slice(-2)]);
+    return [full, shapeSize(t.shape.slice(-2))];
+  };
+  const [ea, sa] = expand(a, aBatch);
+  const [eb, sb] = expand(b, bBatch);
+  backend.gemm(ea.storage, eb.storage, out.storage, {
+    batch, m, n, k, transA, transB, strideA: sa, strideB: sb, strideC: m * n, alpha: 1, beta: 0,
+  });
+  if (ea !== a) ea.dispose();
+  if (eb !== b) eb.dispose();
+  return out;
+}
+
+function padBatch(shape: readonly number[], rank: number): number[] {
+  return [...new Array<number>(rank - shape.length).fill(1), ...shape];
+}
+
+/** Sums a gradient over the batch axes that `shape` broadcast (a no-op copy when none). */
+function reduceBatch(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.size === shapeSize(shape)) {
+    const v = new Tensor(g.buf().retain(), shape, g.dtype);
+    g.dispose();
+    return v;
+  }
+  const r = sumToRaw(g, shape);
+  g.dispose();
+  return r;
+}
+
+/** Batched matrix product of the last two axes, batch axes broadcast (torch.matmul for rank >= 2). */
+export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+  const transA = options.transA ?? false;
+  const transB = options.transB ?? false;
+  checkDType('matmul', 'a', a, 'f32');
+  checkDType('matmul', 'b', b, 'f32');
+  const backend = commonBackend('matmul', a, b);
+  const out = gemmRaw(backend, a, b, transA, transB);
+  const aShape = a.shape;
+  const bShape = b.shape;
+  return record(out, 'matmul', [a, b], [a, b], (dc, [sa, sb]) => {
+    // C = op(A) op(B); see docs/ARCHITECTURE.md for the four transpose cases.
+    const da = transA ? gemmRaw(backend, sb!, dc, transB, true) : gemmRaw(backend, dc, sb!, false, !transB);
+    const db = transB ? gemmRaw(backend, dc, sa!, true, transA) : gemmRaw(backend, sa!, dc, !transA, false);
+    return [reduceBatch(da, aShape), reduceBatch(db, bShape)];
+  });
+}
+
+/** y = x W^T + b with x [..., in], W [out, in] (Hugging Face / PyTorch layout), b [out]. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  checkDType('linear', 'x', x, 'f32');
+  checkDType('linear', 'weight', weight, 'f32');
+  if (bias) checkDType('linear', 'bias', bias, 'f32');
+  const backend = commonBackend('linear', x, weight, bias);
+  if (weight.rank !== 2) fail('linear', `weight must be [out, in], got ${shapeString(weight.shape)}`);
+  const [outF, inF] = weight.shape as [number, number];
+  if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
+    fail('linear', `x ${shapeString(x.shape)} does not end in ${inF} (weight ${shapeString(weight.shape)})`);
+  }
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) {
+    fail('linear', `bias ${shapeString(bias.shape)} does not match ${outF} output features`);
+  }
+  const rows = x.size / inF;
+  const out = empty([...x.shape.slice(0, -1), outF], 'f32', backend);
+  if (rows > 0) {
+    backend.gemm(
+      x.storage, weight.storage, out.storage,
+      { batch: 1, m: rows, n: outF, k: inF, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 },
+      bias?.storage,
+    );
+  }
+  const inputs = bias ? [x, weight, bias] : [x, weight];
+  const xShape = x.shape;
+  return record(out, 'linear', inputs, [x, weight], (dy, [sx, sw]) => {
+    const noT = { batch: 1, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 };
+    // dx [rows, in] = dy [rows, out] W [out, in]
+    const dx = empty(xShape, 'f32', backend);
+    // dW [out, in] = dy^T [out, rows] x [rows, in]
+    const dw = empty([outF, inF], 'f32', backend);
+    if (rows > 0) {
+      backend.gemm(dy.storage, sw!.storage, dx.storage, { ...noT, m: rows, n: inF, k: outF, transA: false, transB: false });
+      backend.gemm(dy.storage, sx!.storage, dw.storage, { ...noT, m: outF, n: inF, k: rows, transA: true, transB: false });
+    } else backend.fill(dw.storage, 0);
+    if (!bias) return [dx, dw];
+    const db = empty([outF], 'f32', backend);
+    backend.reduce('sum', dy.storage, 1, rows, outF, db.storage);
+    return [dx, dw, db];
+  });
+}

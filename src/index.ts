@@ -1,0 +1,7 @@
+// Loom's library entry point.
+
+export * from './engine/index.js';
+export type { Backend, DType, Storage, MemoryInfo } from './backends/backend.js';
+export { ReferenceBackend } from './backends/reference/index.js';
+export { CpuBackend } from './backends/cpu/index.js';
+export { VERSION } from './version.js';
