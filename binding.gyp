@@ -30,9 +30,10 @@
       'libraries': ['<!@(node scripts/detect-blas.mjs libraries)'],
       'cflags!': ['-fno-exceptions', '-O2', '-O0'],
       'cflags_cc!': ['-fno-exceptions', '-fno-rtti', '-O2', '-O0'],
-      # No -ffast-math: NaN and Inf must behave. gnu++17 contracts a*b+c into FMA (fp-contract=fast).
+      # No -ffast-math: NaN and Inf must behave. No implicit FMA contraction either (results would depend on
+      # the ISA level and exact cancellations would leave rounding residue); kernels call vfma() where they want one.
       'cflags_cc': ['-O3', '-std=gnu++17', '-fexceptions', '-fno-math-errno', '-fno-trapping-math',
-                    '-ffp-contract=fast', '-Wall', '-Wno-unknown-pragmas', '-Wno-psabi'],
+                    '-ffp-contract=off', '-Wall', '-Wno-unknown-pragmas', '-Wno-psabi'],
       'conditions': [
         ['OS=="linux" or OS=="freebsd"', {
           'cflags_cc': ['-fopenmp'],
@@ -46,7 +47,7 @@
             'MACOSX_DEPLOYMENT_TARGET': '11.0',
             'GCC_OPTIMIZATION_LEVEL': '3',
             # Apple clang has no -fopenmp; detect-blas.mjs reports Homebrew's libomp when present.
-            'OTHER_CPLUSPLUSFLAGS': ['-fno-math-errno', '-ffp-contract=fast',
+            'OTHER_CPLUSPLUSFLAGS': ['-fno-math-errno', '-ffp-contract=off',
                                      '<!@(node scripts/detect-blas.mjs openmp_cflags)'],
             'OTHER_LDFLAGS': ['<!@(node scripts/detect-blas.mjs ldflags)',
                               '<!@(node scripts/detect-blas.mjs openmp_ldflags)'],

@@ -112,7 +112,7 @@ void fill_u32(uint32_t* out, size_t n, uint32_t value);
 void fill_u16(uint16_t* out, size_t n, uint16_t value);
 uint16_t f32_to_bf16(float x);
 float bf16_to_f32(uint16_t h);
-int32_t f32_to_i32(float x);
+int32_t f32_to_i32(double x);
 void cast_f32_bf16(const float* x, uint16_t* y, size_t n);
 void cast_bf16_f32(const uint16_t* x, float* y, size_t n);
 void cast_f32_i32(const float* x, int32_t* y, size_t n);
@@ -123,6 +123,7 @@ void strided_copy(const void* src, int64_t src_offset, const std::vector<int64_t
                   const std::vector<int64_t>& dst_strides, size_t elem_size);
 
 // ---- embedding.cc ----
+void max_backward(const float* dy, const int32_t* argmax, float* dx, size_t outer, size_t r, size_t inner);
 void embedding(const int32_t* ids, const float* table, float* out, size_t n, size_t dim, size_t vocab);
 void embedding_backward(const int32_t* ids, const float* dy, float* dtable, size_t n, size_t dim, size_t vocab);
 

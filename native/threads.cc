@@ -2,6 +2,7 @@
 #include "threads.h"
 
 #include <cstdlib>
+#include <new>
 #include <thread>
 
 #if defined(LOOM_HAVE_BLAS) && LOOM_HAVE_BLAS && defined(LOOM_BLAS_OPENBLAS)
@@ -29,6 +30,29 @@ static int initial_threads() {
 }
 
 static int g_threads = 0;
+
+namespace {
+struct ScratchSlots {
+  float* ptr[kScratchSlots] = {};
+  size_t size[kScratchSlots] = {};
+  ~ScratchSlots() {
+    for (int i = 0; i < kScratchSlots; i++) std::free(ptr[i]);
+  }
+};
+thread_local ScratchSlots t_scratch;
+}  // namespace
+
+float* scratch(int slot, size_t floats) {
+  ScratchSlots& s = t_scratch;
+  if (floats > s.size[slot] || !s.ptr[slot]) {
+    std::free(s.ptr[slot]);
+    size_t bytes = (floats * sizeof(float) + 4095) / 4096 * 4096 + 4096;
+    s.ptr[slot] = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (!s.ptr[slot]) throw std::bad_alloc();
+    s.size[slot] = bytes / sizeof(float);
+  }
+  return s.ptr[slot];
+}
 
 int num_threads() {
   if (g_threads == 0) set_num_threads(initial_threads());

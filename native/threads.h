@@ -46,4 +46,11 @@ inline void thread_range(size_t n, size_t* begin, size_t* end) {
   *end = *begin + chunk + (id < rem ? 1 : 0);
 }
 
+/**
+ * A 64-byte aligned per-thread buffer of at least `floats` floats, reused across calls (grow-only), so hot
+ * kernels do not page-fault fresh allocations every call. Slots let one thread hold several at once.
+ */
+float* scratch(int slot, size_t floats);
+constexpr int kScratchSlots = 8;
+
 }  // namespace loom

@@ -5,8 +5,8 @@
 // Usage: node scripts/build-native.mjs [--force]   (--force rebuilds even if the addon is up to date)
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -14,11 +14,26 @@ const force = process.argv.includes('--force');
 const required = process.env.LOOM_REQUIRE_NATIVE === '1';
 const output = join(root, 'build', 'Release', 'loom_cpu.node');
 
+/** The full path of an executable on PATH, or null. */
 function which(cmd) {
-  const r = spawnSync(process.platform === 'win32' ? 'where' : 'sh', process.platform === 'win32' ? [cmd] : ['-c', `command -v ${cmd}`], {
-    encoding: 'utf8',
-  });
-  return r.status === 0 && r.stdout.trim() ? r.stdout.trim().split('\n')[0] : null;
+  if (cmd.includes('/')) return isExecutable(cmd) ? cmd : null;
+  const exts = process.platform === 'win32' ? (process.env.PATHEXT || '.EXE;.CMD;.BAT').split(';') : [''];
+  for (const dir of (process.env.PATH || '').split(delimiter)) {
+    for (const ext of exts) {
+      const p = join(dir, cmd + ext);
+      if (dir && isExecutable(p)) return p;
+    }
+  }
+  return null;
+}
+
+function isExecutable(p) {
+  try {
+    accessSync(p, constants.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function fail(message) {
@@ -26,7 +41,25 @@ function fail(message) {
   process.exit(1);
 }
 
+// ---- up to date? ----
+function newestSource() {
+  let newest = 0;
+  const files = [join(root, 'binding.gyp'), join(root, 'scripts', 'detect-blas.mjs')];
+  for (const f of readdirSync(join(root, 'native'))) files.push(join(root, 'native', f));
+  for (const f of files) newest = Math.max(newest, statSync(f).mtimeMs);
+  return newest;
+}
+if (!force && existsSync(output) && statSync(output).mtimeMs >= newestSource()) {
+  console.log('loom: native CPU backend is up to date (build/Release/loom_cpu.node); --force rebuilds');
+  process.exit(0);
+}
+
 // ---- toolchain check ----
+if (process.platform === 'win32') {
+  // the kernels use GCC/Clang extensions (vector types, __builtin_cpu_supports) that MSVC lacks
+  console.error('loom: the native CPU backend does not build on Windows yet (use WSL); falling back to the TypeScript backend');
+  process.exit(required ? 1 : 0);
+}
 const missing = [];
 const compiler = process.env.CXX || ['c++', 'g++', 'clang++'].find((c) => which(c));
 if (!compiler || !which(compiler.split(' ')[0])) missing.push('a C++17 compiler (c++, g++ or clang++)');
@@ -46,19 +79,6 @@ if (missing.length > 0) {
   process.exit(required ? 1 : 0);
 }
 
-// ---- up to date? ----
-function newestSource() {
-  let newest = 0;
-  const files = [join(root, 'binding.gyp'), join(root, 'scripts', 'detect-blas.mjs')];
-  for (const f of readdirSync(join(root, 'native'))) files.push(join(root, 'native', f));
-  for (const f of files) newest = Math.max(newest, statSync(f).mtimeMs);
-  return newest;
-}
-if (!force && existsSync(output) && statSync(output).mtimeMs >= newestSource()) {
-  console.log('loom: native CPU backend is up to date (build/Release/loom_cpu.node); --force rebuilds');
-  process.exit(0);
-}
-
 // ---- find node-gyp ----
 function nodeGypCommand() {
   const local = join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
@@ -71,7 +91,7 @@ function nodeGypCommand() {
   if (npm) {
     let real = npm;
     try {
-      real = execFileSync('readlink', ['-f', npm], { encoding: 'utf8' }).trim();
+      real = realpathSync(npm);
     } catch {}
     cands.push(join(dirname(real), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
     cands.push(join(dirname(npm), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
@@ -93,7 +113,7 @@ try {
 } catch {}
 console.log(`loom: building the native CPU backend (${blas || 'BLAS detection failed'})`);
 
-const args = [...gyp[1], 'rebuild', '--release'];
+const args = [...gyp[1], 'rebuild', '--release', '--loglevel=warn'];
 // Node's headers ship with some system packages (e.g. Debian's nodejs): use them instead of downloading.
 const sysHeaders = resolve(dirname(process.execPath), '..', 'include', 'node', 'common.gypi');
 if (!process.env.npm_config_nodedir && existsSync(sysHeaders)) args.push(`--nodedir=${resolve(sysHeaders, '..', '..', '..')}`);

@@ -72,8 +72,10 @@ function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 }
 
 /**
- * Finite-difference check of gradients: for random directions v, compares sum_k grads[k] . (x+ - x-)
- * with loss(x+) - loss(x-), where x+- = f32(x +- eps v) (the true f32 displacement is used on both sides).
+ * Finite-difference check of gradients. For each input k in turn and a few random directions v,
+ * compares grads[k] . (x+ - x-) with loss(x+) - loss(x-), where x+- = f32(x +- eps v) on input k only
+ * (the true f32 displacement is used on both sides). The tolerance is relative, plus a term for the
+ * f32 rounding noise of the forward, which grows with sum |grad * step| (cancellation).
  */
 function fdCheck(
   what: string,
@@ -82,31 +84,36 @@ function fdCheck(
   grads: Float32Array[],
   seed = 1,
   eps = 1e-3,
-  rtol = 1e-2,
+  rtol = 3e-3,
 ): void {
   const r = rng(seed);
-  for (let trial = 0; trial < 3; trial++) {
-    const xp = inputs.map((x) => new Float32Array(x));
-    const xm = inputs.map((x) => new Float32Array(x));
-    let analytic = 0;
-    let scale = 0;
-    inputs.forEach((x, k) => {
+  inputs.forEach((x, k) => {
+    for (let trial = 0; trial < 2; trial++) {
+      const xp = inputs.slice();
+      const xm = inputs.slice();
+      const p = (xp[k] = new Float32Array(x));
+      const m = (xm[k] = new Float32Array(x));
+      let analytic = 0;
+      let scale = 0;
       for (let i = 0; i < x.length; i++) {
         const v = r();
-        xp[k]![i] = x[i]! + eps * v;
-        xm[k]![i] = x[i]! - eps * v;
-        const step = xp[k]![i]! - xm[k]![i]!;
-        analytic += grads[k]![i]! * step;
-        scale += Math.abs(grads[k]![i]! * step);
+        p[i] = x[i]! + eps * v;
+        m[i] = x[i]! - eps * v;
+        analytic += grads[k]![i]! * (p[i]! - m[i]!);
+        scale += Math.abs(grads[k]![i]! * (p[i]! - m[i]!));
       }
-    });
-    const numeric = loss(xp) - loss(xm);
-    const tol = rtol * Math.max(Math.abs(numeric), Math.abs(analytic)) + 1e-3 * scale + 1e-9;
-    assert.ok(
-      Math.abs(numeric - analytic) <= tol,
-      `${what} (trial ${trial}): finite difference ${numeric}, analytic ${analytic}`,
-    );
-  }
+      const numeric = loss(xp) - loss(xm);
+      const tol = rtol * Math.max(Math.abs(numeric), Math.abs(analytic)) + 2e-4 * scale + 1e-9;
+      if (process.env.FD_DEBUG) {
+        const err = Math.abs(numeric - analytic);
+        console.log(`FD ${what} input ${k}: err/tol ${(err / tol).toFixed(3)} rel ${(err / Math.abs(numeric)).toExponential(2)}`);
+      }
+      assert.ok(
+        Math.abs(numeric - analytic) <= tol,
+        `${what}, input ${k} (trial ${trial}): finite difference ${numeric}, analytic ${analytic}`,
+      );
+    }
+  });
 }
 
 // ---------- memory ----------
@@ -300,6 +307,19 @@ test('unaryBackward matches finite differences for every op', () => {
     };
     fdCheck(`unaryBackward ${op}(${p})`, [x], loss, [rd(dx)], idx);
   });
+  // Closed-form derivatives of the GELUs, checked pointwise.
+  const xs = [-5, -2, -0.7, 0, 0.3, 1, 4];
+  const c = Math.sqrt(2 / Math.PI);
+  const gtGrad = (x: number) => {
+    const th = Math.tanh(c * (x + 0.044715 * x ** 3));
+    return 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * c * (1 + 3 * 0.044715 * x * x);
+  };
+  const gGrad = (x: number) => 0.5 * (1 + erf(x / Math.SQRT2)) + (x * Math.exp(-0.5 * x * x)) / Math.sqrt(2 * Math.PI);
+  for (const [op, fn] of [['gelu_tanh', gtGrad], ['gelu', gGrad]] as const) {
+    const g = zeros(xs.length);
+    be.unaryBackward(op, f32(xs), zeros(xs.length), f32(xs.map(() => 1)), g, 0);
+    close(rd(g), xs.map(fn), 1e-6, `${op} derivative`);
+  }
   // pow with exponent 0 has a zero gradient, even at x = 0.
   const dx = zeros(2);
   be.unaryBackward('pow', f32([0, 2]), f32([1, 1]), f32([1, 1]), dx, 0);
@@ -575,6 +595,19 @@ test('crossEntropy: hand case, ignoreIndex, smoothing, large logits, bad targets
   be.crossEntropyBackward(f32(x), t, lse4, dl, rows, cols, -100, s, scale);
   const g = rd(dl);
   assert.deepEqual(Array.from(g.slice(cols, 2 * cols)), [0, 0, 0, 0, 0]);
+  // Closed form: gradScale * (softmax - (1-s) onehot - s/V).
+  const tv = rdi(t);
+  const expect = new Float64Array(rows * cols);
+  for (let i = 0; i < rows; i++) {
+    if (tv[i] === -100) continue;
+    let z = 0;
+    for (let j = 0; j < cols; j++) z += Math.exp(x[i * cols + j]!);
+    for (let j = 0; j < cols; j++) {
+      const pr = Math.exp(x[i * cols + j]!) / z;
+      expect[i * cols + j] = scale * (pr - (j === tv[i] ? 1 - s : 0) - s / cols);
+    }
+  }
+  close(g, expect, 1e-6, 'crossEntropyBackward closed form');
   fdCheck('crossEntropyBackward', [x], lossOf, [g]);
 });
 

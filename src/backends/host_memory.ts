@@ -5,7 +5,7 @@
 import type { DType, HostArray, MemoryInfo, Storage } from './backend.js';
 import { DTYPE_BYTES } from './backend.js';
 
-/** A storage backed by a host typed array (length may exceed numel only never: it is exact). */
+/** A storage backed by a host typed array: `data` views exactly numel elements of a bucket-sized buffer. */
 export class HostStorage implements Storage {
   constructor(
     readonly dtype: DType,
@@ -31,6 +31,7 @@ function viewOf(dtype: DType, buffer: ArrayBuffer, numel: number): HostArray {
   }
 }
 
+/** Hands out reused buffers without clearing them: every kernel writes all of its outputs. */
 export class HostAllocator {
   private readonly cache = new Map<number, ArrayBuffer[]>();
   private live = 0;
@@ -82,7 +83,7 @@ export function writeHost(s: HostStorage, src: HostArray, offset = 0): void {
   if (Object.getPrototypeOf(src) !== Object.getPrototypeOf(s.data)) {
     throw new Error(`write: ${src.constructor.name} does not match storage dtype ${s.dtype}`);
   }
-  if (offset < 0 || offset + src.length > s.numel) {
+  if (!Number.isInteger(offset) || offset < 0 || offset + src.length > s.numel) {
     throw new Error(`write: ${src.length} elements at offset ${offset} exceed storage of ${s.numel}`);
   }
   (s.data as Float32Array).set(src as Float32Array, offset);

@@ -1,0 +1,141 @@
+// GEMM front end: C = alpha op(A) op(B) + beta C (+ bias) per batch item, through the system BLAS
+// (cblas_sgemm) or the addon's own kernel (native/gemm_kernel.h); LOOM_GEMM=blas|own, setGemm() at run time.
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common.h"
+#include "kernels.h"
+#include "threads.h"
+
+#if LOOM_HAVE_BLAS
+#if defined(LOOM_BLAS_ACCELERATE)
+#include <Accelerate/Accelerate.h>
+#else
+#include <cblas.h>
+#endif
+#if defined(LOOM_BLAS_OPENBLAS)
+extern "C" int openblas_get_parallel(void);
+extern "C" char* openblas_get_config(void);
+#endif
+#endif
+
+namespace loom {
+
+bool has_blas() { return LOOM_HAVE_BLAS != 0; }
+
+static bool g_use_blas = false;
+static bool g_gemm_init = false;
+
+static void gemm_init() {
+  if (g_gemm_init) return;
+  g_gemm_init = true;
+  g_use_blas = has_blas();
+  const char* env = std::getenv("LOOM_GEMM");
+  if (env && *env) {
+    try {
+      set_gemm_impl(env);
+    } catch (const Error& e) {
+      fail(std::string("LOOM_GEMM=") + env + ": " + e.what());
+    }
+  }
+}
+
+const char* gemm_impl() {
+  gemm_init();
+  return g_use_blas ? "blas" : "own";
+}
+
+void set_gemm_impl(const char* name) {
+  gemm_init();
+  if (!std::strcmp(name, "own"))
+    g_use_blas = false;
+  else if (!std::strcmp(name, "blas")) {
+    if (!has_blas()) fail("setGemm: this build of the addon has no BLAS (see scripts/detect-blas.mjs)");
+    g_use_blas = true;
+  } else
+    fail(std::string("setGemm: unknown GEMM '") + name + "' (expected blas or own)");
+}
+
+const char* blas_info() {
+#if LOOM_HAVE_BLAS && defined(LOOM_BLAS_OPENBLAS)
+  static std::string info;
+  int par = openblas_get_parallel();
+  info = std::string(openblas_get_config()) + (par == 2 ? " (OpenMP)" : par == 1 ? " (pthreads)" : " (sequential)");
+  return info.c_str();
+#elif LOOM_HAVE_BLAS && defined(LOOM_BLAS_ACCELERATE)
+  return "Accelerate";
+#else
+  return "none";
+#endif
+}
+
+// C (m, n) = beta C + bias, for k == 0 or alpha == 0 (A and B are not read, as in BLAS)
+static void scale_c(float* c, size_t m, size_t n, float beta, const float* bias) {
+  int nt = threads_for(static_cast<double>(m) * n, 1 << 16);
+#pragma omp parallel for num_threads(nt) schedule(static)
+  for (size_t i = 0; i < m; i++) {
+    float* row = c + i * n;
+    for (size_t j = 0; j < n; j++) {
+      float v = beta == 0.f ? 0.f : beta * row[j];
+      row[j] = bias ? v + bias[j] : v;
+    }
+  }
+}
+
+#if LOOM_HAVE_BLAS
+// One item: bias is folded in by pre-filling C (beta == 0) or added afterwards.
+static void blas_one(const GemmCall& g, const float* a, const float* b, float* c) {
+  const size_t m = g.m, n = g.n;
+  float beta = g.beta;
+  if (g.bias && beta == 0.f) {
+    for (size_t i = 0; i < m; i++) std::memcpy(c + i * n, g.bias, n * sizeof(float));
+    beta = 1.f;
+  }
+  cblas_sgemm(CblasRowMajor, g.trans_a ? CblasTrans : CblasNoTrans, g.trans_b ? CblasTrans : CblasNoTrans,
+              static_cast<int>(m), static_cast<int>(n), static_cast<int>(g.k), g.alpha, a,
+              static_cast<int>(g.trans_a ? m : g.k), b, static_cast<int>(g.trans_b ? g.k : n), beta, c,
+              static_cast<int>(n));
+  if (g.bias && g.beta != 0.f)
+    for (size_t i = 0; i < m; i++)
+      for (size_t j = 0; j < n; j++) c[i * n + j] += g.bias[j];
+}
+
+static bool blas_nests_in_openmp() {
+#if defined(LOOM_BLAS_OPENBLAS)
+  static const bool nests = openblas_get_parallel() != 1;  // sequential or OpenMP build: safe inside our regions
+  return nests;
+#else
+  return true;  // Accelerate is thread-safe
+#endif
+}
+
+static void gemm_blas(const GemmCall& g) {
+  if (g.m > 2147483647u || g.n > 2147483647u || g.k > 2147483647u) fail("gemm: dimension exceeds BLAS int range");
+  const double flops = 2.0 * g.m * g.n * g.k;
+  const bool independent = g.batch > 1 && g.stride_c >= g.m * g.n;
+  if (independent && flops < 8e6 && blas_nests_in_openmp()) {
+    int nt = threads_for(flops * g.batch, 4e6);
+    if (nt > static_cast<int>(g.batch)) nt = static_cast<int>(g.batch);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (size_t i = 0; i < g.batch; i++) blas_one(g, g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.stride_c);
+    return;
+  }
+  for (size_t i = 0; i < g.batch; i++) blas_one(g, g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.stride_c);
+}
+#endif
+
+void gemm(const GemmCall& g) {
+  gemm_init();
+  if (g.batch == 0 || g.m == 0 || g.n == 0) return;
+  if (g.k == 0 || g.alpha == 0.f) {
+    for (size_t i = 0; i < g.batch; i++) scale_c(g.c + i * g.stride_c, g.m, g.n, g.beta, g.bias);
+    return;
+  }
+#if LOOM_HAVE_BLAS
+  if (g_use_blas) return gemm_blas(g);
+#endif
+  kernels().gemm(g);
+}
+
+}  // namespace loom
