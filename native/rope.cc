@@ -1,6 +1,6 @@
 // Rotary position embedding, "rotate_half" convention (HF Llama/NeoX), forward and inverse (= backward).
 // x, out (B, H, T, headDim); angle = positions[b*T + t] * invFreq[i] in float32 (as HF computes it), then
-// cos/sin of that float in double, rounded once. The first rotaryDim dims rotate, the rest are copied.
+// float cos/sin of it (libm, < 1 ulp). The first rotaryDim dims rotate, the rest are copied.
 #include <cmath>
 #include <vector>
 
@@ -21,9 +21,9 @@ void rope(const float* x, float* out, const float* inv_freq, const int32_t* posi
     float pos = static_cast<float>(positions[bt]);
     float* c = cs.data() + bt * half * 2;
     for (size_t i = 0; i < half; i++) {
-      double ang = static_cast<double>(pos * inv_freq[i]);
-      c[i] = static_cast<float>(std::cos(ang));
-      c[half + i] = static_cast<float>(inverse ? -std::sin(ang) : std::sin(ang));
+      float ang = pos * inv_freq[i];
+      c[i] = std::cos(ang);
+      c[half + i] = inverse ? -std::sin(ang) : std::sin(ang);
     }
   }
   const size_t rows = batch * heads * t;

@@ -1,16 +1,24 @@
 // Softmax / log-softmax and fused softmax cross-entropy, forward and backward (ISA-generic, included by
 // native/isa_*.cc). All over the last axis of a (rows, cols) view; rows run in parallel.
 
+// max of a row; NaN if the row holds a NaN (vmax alone would drop it)
 static inline float row_max(const float* x, size_t n) {
   vf m = vset(-__builtin_inff());
+  vi nan = vi{} + 0;
   size_t i = 0;
-  for (; i + VL <= n; i += VL) m = vmax(m, vload(x + i));
-  if (i < n) m = vmax(m, vload_part(x + i, n - i, -__builtin_inff()));
-  float r = hmax(m);
-  // NaN anywhere makes the row NaN (vmax drops NaNs)
-  for (size_t j = 0; j < n && r == r; j++)
-    if (x[j] != x[j]) r = x[j];
-  return r;
+  for (; i + VL <= n; i += VL) {
+    vf v = vload(x + i);
+    m = vmax(m, v);
+    nan |= v != v;
+  }
+  if (i < n) {
+    vf v = vload_part(x + i, n - i, -__builtin_inff());
+    m = vmax(m, v);
+    nan |= v != v;
+  }
+  for (int l = 0; l < VL; l++)
+    if (nan[l]) return __builtin_nanf("");
+  return hmax(m);
 }
 
 // y = exp(x - c) (y may be null), returns sum of it
@@ -37,6 +45,37 @@ static inline double exp_shift_sum(const float* x, float* y, size_t n, float c) 
   return total;
 }
 
+// Rows are read once from memory: each 8 KB chunk is scanned for its max while in L1, exponentiated
+// against that max, and the chunk sums are rescaled to the running max (one scalar exp per chunk).
+constexpr size_t SM_CHUNK = 2048;
+
+// logsumexp parts of row x (n): returns the max M and sets *sum = sum exp(x - M) (NaN row: NaN, NaN).
+// y (may be null) receives exp(x - shift_c) and shifts[c] (may be null) the shift of chunk c.
+static inline float row_lse(const float* x, size_t n, float* y, float* shifts, double* sum) {
+  float M = -__builtin_inff();
+  double S = 0;
+  for (size_t c0 = 0, c = 0; c0 < n; c0 += SM_CHUNK, c++) {
+    size_t len = n - c0 < SM_CHUNK ? n - c0 : SM_CHUNK;
+    float cm = row_max(x + c0, len);
+    if (cm != cm) {
+      *sum = cm;
+      return cm;
+    }
+    float shift = cm == -__builtin_inff() ? 0.f : cm;  // an all -inf chunk adds exp(-inf) = 0
+    double cs = exp_shift_sum(x + c0, y ? y + c0 : nullptr, len, shift);
+    if (shifts) shifts[c] = shift;
+    if (cm == -__builtin_inff()) continue;
+    if (shift > M) {
+      S = S * std::exp(static_cast<double>(M) - shift) + cs;
+      M = shift;
+    } else {
+      S += cs * std::exp(static_cast<double>(shift) - M);
+    }
+  }
+  *sum = S;
+  return M;
+}
+
 static inline int row_threads(size_t rows, size_t cols) {
   return rows < 2 ? 1 : threads_for(static_cast<double>(rows) * static_cast<double>(cols), 1 << 14);
 }
@@ -47,18 +86,26 @@ static void softmax(const float* x, float* y, size_t rows, size_t cols, bool log
   for (size_t r = 0; r < rows; r++) {
     const float* xr = x + r * cols;
     float* yr = y + r * cols;
-    float mx = row_max(xr, cols);
+    double sum;
     if (log) {
-      float shift = mx + static_cast<float>(std::log(exp_shift_sum(xr, nullptr, cols, mx)));
+      float mx = row_lse(xr, cols, nullptr, nullptr, &sum);
+      float shift = static_cast<float>(static_cast<double>(mx) + std::log(sum));
       vf s = vset(shift);
       size_t i = 0;
       for (; i + VL <= cols; i += VL) vstore(yr + i, vload(xr + i) - s);
       if (i < cols) vstore_part(yr + i, vload_part(xr + i, cols - i) - s, cols - i);
     } else {
-      float inv = static_cast<float>(1.0 / exp_shift_sum(xr, yr, cols, mx));
-      size_t i = 0;
-      for (; i + VL <= cols; i += VL) vstore(yr + i, vload(yr + i) * inv);
-      for (; i < cols; i++) yr[i] *= inv;
+      float* shifts = scratch(6, cols / SM_CHUNK + 1);
+      float mx = row_lse(xr, cols, yr, shifts, &sum);
+      for (size_t c0 = 0, c = 0; c0 < cols; c0 += SM_CHUNK, c++) {
+        size_t end = cols - c0 < SM_CHUNK ? cols : c0 + SM_CHUNK;
+        // NaN rows: mx and sum are NaN, so every output is NaN
+        float f = static_cast<float>(std::exp(static_cast<double>(shifts[c]) - mx) / sum);
+        if (mx != mx) f = mx;
+        size_t i = c0;
+        for (; i + VL <= end; i += VL) vstore(yr + i, vload(yr + i) * f);
+        for (; i < end; i++) yr[i] *= f;
+      }
     }
   }
 }
@@ -122,8 +169,9 @@ static void cross_entropy(const float* logits, const int32_t* targets, float* lo
 #pragma omp parallel for num_threads(row_threads(rows, cols)) schedule(static)
   for (size_t r = 0; r < rows; r++) {
     const float* xr = logits + r * cols;
-    float mx = row_max(xr, cols);
-    double l = static_cast<double>(mx) + std::log(exp_shift_sum(xr, nullptr, cols, mx));
+    double sum;
+    float mx = row_lse(xr, cols, nullptr, nullptr, &sum);
+    double l = static_cast<double>(mx) + std::log(sum);
     lse[r] = static_cast<float>(l);
     int32_t t = targets[r];
     if (t == ignore_index) {

@@ -207,9 +207,10 @@ for (const isa of isas) {
 
     test('softmax and log-softmax, forward and backward', () => {
       be.setIsa(isa);
-      for (const [rows, cols] of [[1, 1], [7, 33], [5, 129], [3, 1000], [2, 7]]) {
+      for (const [rows, cols] of [[1, 1], [7, 33], [5, 129], [3, 1000], [2, 7], [3, 5000]]) {
         const x = rand(rows! * cols!, -8, 8), dy = rand(rows! * cols!);
         x[0] = 1e4; // large logits stay exact
+        if (cols === 5000) x.fill(-Infinity, cols, cols + 2500); // row 1: a whole 2048-wide chunk masked
         for (const log of [false, true]) {
           versusRef(be, `softmax ${rows}x${cols} log=${log}`, (b, up) => {
             const y = out(b, x.length), dx = out(b, x.length);
@@ -254,8 +255,9 @@ for (const isa of isas) {
 
     test('crossEntropy with ignoreIndex and label smoothing', () => {
       be.setIsa(isa);
-      for (const [rows, cols] of [[1, 1], [7, 33], [5, 129], [3, 1000]]) {
+      for (const [rows, cols] of [[1, 1], [7, 33], [5, 129], [3, 1000], [2, 9000]]) {
         const x = rand(rows! * cols!, -6, 6);
+        if (cols === 9000) x[4500] = 30; // the max sits in a middle chunk
         const t = Int32Array.from({ length: rows! }, (_, i) => (i % 3 === 2 ? -100 : Math.floor(R(0, cols!))));
         for (const s of [0, 0.1]) {
           versusRef(be, `crossEntropy ${rows}x${cols} s=${s}`, (b, up) => {
