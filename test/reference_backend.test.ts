@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AttentionArgs, GemmArgs, Storage, UnaryOp } from '../src/backends/backend.js';
 import { dropoutUniform } from '../src/backends/backend.js';
-import { ReferenceBackend, bf16ToF32, erf, erfc, f32ToBf16 } from '../src/backends/reference/index.js';
+import { ReferenceBackend, erf, erfc } from '../src/backends/reference/index.js';
+import { bf16Bits as f32ToBf16, bf16Value as bf16ToF32 } from '../src/backends/bf16.js';
 
 const be = new ReferenceBackend();
 

@@ -88,3 +88,44 @@ export function writeHost(s: HostStorage, src: HostArray, offset = 0): void {
   }
   (s.data as Float32Array).set(src as Float32Array, offset);
 }
+
+/** The storage as a live HostStorage, or an error naming the call (a foreign or freed storage). */
+export function host(s: Storage, what: string): HostStorage {
+  if (!(s instanceof HostStorage)) throw new Error(`${what}: storage is not a host storage of this backend`);
+  if (s.freed) throw new Error(`${what}: storage was freed`);
+  return s;
+}
+
+/**
+ * Memory management shared by the backends whose storages are host ArrayBuffers (native CPU and the
+ * TypeScript reference): allocation through one HostAllocator, and host transfers that are copies.
+ */
+export abstract class HostBackend {
+  protected readonly allocator = new HostAllocator();
+
+  alloc(dtype: DType, numel: number): HostStorage {
+    return this.allocator.alloc(dtype, numel);
+  }
+  free(s: Storage): void {
+    this.allocator.free(host(s, 'free'));
+  }
+  write(s: Storage, data: HostArray, offset = 0): void {
+    writeHost(host(s, 'write'), data, offset);
+  }
+  readSync(s: Storage): HostArray {
+    return copyHost(host(s, 'read').data);
+  }
+  read(s: Storage): Promise<HostArray> {
+    try {
+      return Promise.resolve(this.readSync(s));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  }
+  memory(): MemoryInfo {
+    return this.allocator.memory();
+  }
+  emptyCache(): void {
+    this.allocator.emptyCache();
+  }
+}

@@ -2,31 +2,19 @@
 // and the typed array constructor of each dtype.
 
 import type { DType, HostArray } from '../backends/backend.js';
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
+import { bf16Bits, bf16Value } from '../backends/bf16.js';
 
 /** Rounds each f32 to bf16 (nearest, ties to even; NaN stays NaN). */
 export function f32ToBf16(src: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    f32[0] = src[i]!;
-    const bits = u32[0]!;
-    if ((bits & 0x7fffffff) > 0x7f800000) {
-      out[i] = (bits >>> 16) | 0x40; // quiet NaN, sign kept
-      continue;
-    }
-    const rounding = 0x7fff + ((bits >>> 16) & 1);
-    out[i] = ((bits + rounding) >>> 16) & 0xffff;
-  }
+  for (let i = 0; i < src.length; i++) out[i] = bf16Bits(src[i]!);
   return out;
 }
 
 /** Widens bf16 bit patterns to f32 exactly. */
 export function bf16ToF32(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
-  const bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;
+  for (let i = 0; i < src.length; i++) out[i] = bf16Value(src[i]!);
   return out;
 }
 

@@ -7,15 +7,12 @@ import type {
   AttentionArgs,
   Backend,
   BinaryOp,
-  DType,
   GemmArgs,
-  HostArray,
-  MemoryInfo,
   ReduceOp,
   Storage,
   UnaryOp,
 } from '../backend.js';
-import { HostAllocator, HostStorage, copyHost, writeHost } from '../host_memory.js';
+import { HostBackend, host } from '../host_memory.js';
 import { loadNativeAddon, type NativeAddon } from './native.js';
 
 export { loadNativeAddon, type NativeAddon } from './native.js';
@@ -23,11 +20,6 @@ export { loadNativeAddon, type NativeAddon } from './native.js';
 export type GemmImpl = 'blas' | 'own';
 export type Isa = 'avx512' | 'avx2' | 'portable';
 
-function host(s: Storage, what: string): HostStorage {
-  if (!(s instanceof HostStorage)) throw new Error(`cpu: ${what} is not a storage of a host backend`);
-  if (s.freed) throw new Error(`cpu: ${what} was freed`);
-  return s;
-}
 
 function f32(s: Storage, what: string): Float32Array {
   const h = host(s, what);
@@ -43,12 +35,12 @@ function i32(s: Storage, what: string): Int32Array {
 
 const optF32 = (s: Storage | null | undefined, what: string): Float32Array | null => (s ? f32(s, what) : null);
 
-export class CpuBackend implements Backend {
+export class CpuBackend extends HostBackend implements Backend {
   readonly name = 'cpu';
   private readonly native: NativeAddon;
-  private readonly allocator = new HostAllocator();
 
   constructor(native: NativeAddon = loadNativeAddon()) {
+    super();
     this.native = native;
   }
 
@@ -82,28 +74,6 @@ export class CpuBackend implements Backend {
     return this.native.bestIsa() as Isa;
   }
 
-  // ---- memory ----
-  alloc(dtype: DType, numel: number): Storage {
-    return this.allocator.alloc(dtype, numel);
-  }
-  free(s: Storage): void {
-    this.allocator.free(host(s, 'free'));
-  }
-  write(s: Storage, data: HostArray, offset = 0): void {
-    writeHost(host(s, 'write'), data, offset);
-  }
-  readSync(s: Storage): HostArray {
-    return copyHost(host(s, 'readSync').data);
-  }
-  read(s: Storage): Promise<HostArray> {
-    return Promise.resolve(this.readSync(s));
-  }
-  memory(): MemoryInfo {
-    return this.allocator.memory();
-  }
-  emptyCache(): void {
-    this.allocator.emptyCache();
-  }
 
   // ---- data movement ----
   fill(out: Storage, value: number): void {

@@ -2,14 +2,9 @@
 // Every kernel goes through these so that a bad call throws a clear Error instead of corrupting memory.
 
 import type { DType, Storage } from '../backend.js';
-import { HostStorage } from '../host_memory.js';
+import { host, type HostStorage } from '../host_memory.js';
 
-/** Unwraps a storage as a live HostStorage of this process. */
-export function host(s: Storage, what: string): HostStorage {
-  if (!(s instanceof HostStorage)) throw new Error(`${what}: storage is not a host storage of this backend`);
-  if (s.freed) throw new Error(`${what}: storage was freed`);
-  return s;
-}
+export { host };
 
 /** Throws unless `v` is a non-negative safe integer. */
 export function dim(v: number, what: string): number {

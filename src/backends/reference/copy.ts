@@ -2,24 +2,8 @@
 // and the general strided copy (any rank, zero strides broadcast, bounds checked up front).
 
 import type { Storage } from '../backend.js';
+import { bf16Bits, bf16Value } from '../bf16.js';
 import { dim, host } from './common.js';
-
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/** bf16 bit pattern of a float32 value, rounding to nearest even; NaN stays a (quiet) NaN. */
-export function f32ToBf16(x: number): number {
-  f32Scratch[0] = x;
-  const bits = u32Scratch[0]!;
-  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) | 0x0040) & 0xffff;
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-/** float32 value of a bf16 bit pattern (exact). */
-export function bf16ToF32(h: number): number {
-  u32Scratch[0] = (h & 0xffff) << 16;
-  return f32Scratch[0]!;
-}
 
 /** f32 -> i32 conversion: truncation toward zero, NaN -> 0, saturating at the i32 range. */
 function toI32(x: number): number {
@@ -39,7 +23,7 @@ export function fill(out: Storage, value: number): void {
       (h.data as Int32Array).fill(toI32(value));
       break;
     case 'bf16':
-      (h.data as Uint16Array).fill(f32ToBf16(value));
+      (h.data as Uint16Array).fill(bf16Bits(value));
       break;
   }
 }
@@ -55,7 +39,7 @@ export function cast(x: Storage, out: Storage): void {
   }
   // Read element i of the source as a number (bf16 widened to f32 exactly).
   const s = src.data;
-  const get: (i: number) => number = src.dtype === 'bf16' ? (i) => bf16ToF32(s[i]!) : (i) => s[i]!;
+  const get: (i: number) => number = src.dtype === 'bf16' ? (i) => bf16Value(s[i]!) : (i) => s[i]!;
   const d = dst.data;
   switch (dst.dtype) {
     case 'f32':
@@ -66,7 +50,7 @@ export function cast(x: Storage, out: Storage): void {
       break;
     case 'bf16':
       // i32 -> bf16 goes through f32 first (as a C cast chain would).
-      for (let i = 0; i < n; i++) d[i] = f32ToBf16(Math.fround(get(i)));
+      for (let i = 0; i < n; i++) d[i] = bf16Bits(Math.fround(get(i)));
       break;
   }
 }

@@ -6,19 +6,14 @@ import type {
   AttentionArgs,
   Backend,
   BinaryOp,
-  DType,
   GemmArgs,
-  HostArray,
-  MemoryInfo,
   ReduceOp,
   Storage,
   UnaryOp,
 } from '../backend.js';
-import { HostAllocator, copyHost, writeHost } from '../host_memory.js';
-import type { HostStorage } from '../host_memory.js';
+import { HostBackend } from '../host_memory.js';
 import { adamw, sumSquares } from './adamw.js';
 import { attention, attentionBackward } from './attention.js';
-import { host } from './common.js';
 import { cast, fill, stridedCopy } from './copy.js';
 import { binary, dropout, unary, unaryBackward } from './elementwise.js';
 import { embedding, embeddingBackward, rope } from './embedding_rope.js';
@@ -27,39 +22,10 @@ import { layerNorm, layerNormBackward, rmsNorm, rmsNormBackward } from './norm.j
 import { maxBackward, reduce } from './reduce.js';
 import { crossEntropy, crossEntropyBackward, softmax, softmaxBackward } from './softmax_xent.js';
 
-export { bf16ToF32, f32ToBf16 } from './copy.js';
 export { erf, erfc } from './math.js';
 
-export class ReferenceBackend implements Backend {
+export class ReferenceBackend extends HostBackend implements Backend {
   readonly name = 'reference';
-  private readonly allocator = new HostAllocator();
-
-  // ---- memory ----
-  alloc(dtype: DType, numel: number): HostStorage {
-    return this.allocator.alloc(dtype, numel);
-  }
-  free(s: Storage): void {
-    this.allocator.free(host(s, 'free'));
-  }
-  write(s: Storage, data: HostArray, offset = 0): void {
-    writeHost(host(s, 'write'), data, offset);
-  }
-  readSync(s: Storage): HostArray {
-    return copyHost(host(s, 'read').data);
-  }
-  read(s: Storage): Promise<HostArray> {
-    try {
-      return Promise.resolve(this.readSync(s));
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
-  }
-  memory(): MemoryInfo {
-    return this.allocator.memory();
-  }
-  emptyCache(): void {
-    this.allocator.emptyCache();
-  }
 
   // ---- data movement ----
   fill(out: Storage, value: number): void {

@@ -4,7 +4,7 @@
 import type { Backend } from '../../backends/backend.js';
 import { record } from '../autograd.js';
 import { Tensor, empty, shapeSize, type Shape } from '../tensor.js';
-import { checkDType, commonBackend, contiguousStrides, fail, normAxis, padShape, sameShape } from './check.js';
+import { checkDType, contiguousStrides, fail, normAxis, padShape, sameShape } from './check.js';
 
 export interface ReduceOptions {
   keepDims?: boolean;
