@@ -1,0 +1,35 @@
+// Parameter initialisers that overwrite a tensor in place (torch.nn.init's normal_, zeros_, ...).
+// Values are drawn on the host from a seeded Generator, so every backend gets the same model.
+
+import { Generator, defaultGenerator } from '../engine/random.js';
+import type { Tensor } from '../engine/tensor.js';
+import { writeInto } from './module.js';
+
+/** Normal(mean, std) values into t. */
+export function initNormal(t: Tensor, std: number, generator: Generator = defaultGenerator, mean = 0): void {
+  const v = new Float32Array(t.size);
+  for (let i = 0; i < v.length; i++) v[i] = mean + std * generator.normal();
+  writeInto(t, v);
+}
+
+/** Uniform values in [-bound, bound) into t. */
+export function initUniform(t: Tensor, bound: number, generator: Generator = defaultGenerator): void {
+  const v = new Float32Array(t.size);
+  for (let i = 0; i < v.length; i++) v[i] = bound * (2 * generator.uniform() - 1);
+  writeInto(t, v);
+}
+
+/**
+ * PyTorch's kaiming_uniform_(w, a=sqrt(5)), the default of nn.Linear and of PEFT's lora_A:
+ * bound = gain * sqrt(3 / fanIn) with gain = sqrt(2 / (1 + a^2)), which is 1 / sqrt(fanIn).
+ */
+export function initKaimingUniform(t: Tensor, fanIn: number, generator: Generator = defaultGenerator): void {
+  initUniform(t, 1 / Math.sqrt(fanIn), generator);
+}
+
+export function initConstant(t: Tensor, value: number): void {
+  writeInto(t, new Float32Array(t.size).fill(value));
+}
+
+export const initZeros = (t: Tensor): void => initConstant(t, 0);
+export const initOnes = (t: Tensor): void => initConstant(t, 1);
