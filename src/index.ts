@@ -5,3 +5,5 @@ export type { Backend, DType, Storage, MemoryInfo } from './backends/backend.js'
 export { ReferenceBackend } from './backends/reference/index.js';
 export { CpuBackend } from './backends/cpu/index.js';
 export { VERSION } from './version.js';
+export * from './nn/index.js';
+export * from './models/index.js';

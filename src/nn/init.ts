@@ -5,8 +5,25 @@ import { Generator, defaultGenerator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
 import { writeInto } from './module.js';
 
+let skipping = 0;
+
+/**
+ * Runs fn with the layer initialisers switched off (transformers' no_init_weights): models build
+ * their layers inside it, then initialise once by their own rules or load a checkpoint over them.
+ * Parameters are then uninitialised memory until written.
+ */
+export function withoutInit<T>(fn: () => T): T {
+  skipping++;
+  try {
+    return fn();
+  } finally {
+    skipping--;
+  }
+}
+
 /** Normal(mean, std) values into t. */
 export function initNormal(t: Tensor, std: number, generator: Generator = defaultGenerator, mean = 0): void {
+  if (skipping) return;
   const v = new Float32Array(t.size);
   for (let i = 0; i < v.length; i++) v[i] = mean + std * generator.normal();
   writeInto(t, v);
@@ -14,6 +31,7 @@ export function initNormal(t: Tensor, std: number, generator: Generator = defaul
 
 /** Uniform values in [-bound, bound) into t. */
 export function initUniform(t: Tensor, bound: number, generator: Generator = defaultGenerator): void {
+  if (skipping) return;
   const v = new Float32Array(t.size);
   for (let i = 0; i < v.length; i++) v[i] = bound * (2 * generator.uniform() - 1);
   writeInto(t, v);
@@ -28,6 +46,7 @@ export function initKaimingUniform(t: Tensor, fanIn: number, generator: Generato
 }
 
 export function initConstant(t: Tensor, value: number): void {
+  if (skipping) return;
   writeInto(t, new Float32Array(t.size).fill(value));
 }
 

@@ -53,11 +53,14 @@ export class Module {
   private readonly buffers = new Map<string, BufferEntry>();
   private readonly children = new Map<string, Module>();
 
-  /** Registers a parameter: kept out of scopes (the module owns it) and, for f32, requiring grad. */
-  protected registerParameter(name: string, t: Tensor): Tensor {
+  /**
+   * Registers a parameter: kept out of scopes (the module owns it) and, for f32, requiring grad
+   * unless `adopt` is set (a wrapper taking over another module's parameter keeps its setting).
+   */
+  protected registerParameter(name: string, t: Tensor, adopt = false): Tensor {
     this.checkFree(name);
     t.keep();
-    if (t.dtype === 'f32' && !t.requiresGrad) t.requireGrad();
+    if (!adopt && t.dtype === 'f32' && !t.requiresGrad) t.requireGrad();
     this.params.set(name, t);
     return t;
   }

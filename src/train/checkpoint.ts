@@ -1,0 +1,261 @@
+// Checkpoints of a training run: model, optimiser, trainer state (schedule step, RNGs, data cursor,
+// metrics), written into a temp folder and renamed into place, listed in a hashed manifest.
+
+import { join } from 'node:path';
+import { shapeString } from '../engine/tensor.js';
+import type { Optimizer, OptimizerStateDict } from './optim.js';
+import { decodeTensorFile, encodeTensorFile, nodeFs, type CheckpointFs, type F32Entry } from './tensor_file.js';
+import type { JsonValue, MetricRecord, TrainableModel } from './types.js';
+
+/** Written last: a folder without it is not a checkpoint. */
+export const MANIFEST_FILE = 'loom_checkpoint.json';
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const OPTIMIZER_META_FILE = 'optimizer.json';
+export const TRAINER_STATE_FILE = 'trainer_state.json';
+/** The parameters, when the model has no save() of its own (same name as an HF folder's weights). */
+export const PARAMS_FILE = 'model.safetensors';
+
+/** Everything besides tensors that a resumed run needs to continue exactly. */
+export interface TrainerState {
+  /** Optimiser steps completed. */
+  step: number;
+  epoch: number;
+  dataCursor: JsonValue;
+  /** States of the engine's default generator and any extra generators, by name. */
+  rng: Record<string, number>;
+  /** The schedule is a pure function of the step; kept to refuse a resume with another schedule. */
+  schedule: { name: string; warmupSteps: number; totalSteps: number; minLrRatio: number };
+  /** Every metrics.jsonl line so far. */
+  history: MetricRecord[];
+  best: { metric: string; value: number; step: number } | null;
+  /** Evaluations since the best one (early stopping). */
+  badEvals: number;
+  /** Train-loss sums since the last log line, so the next line averages the same steps. */
+  logWindow: { lossSum: number; steps: number };
+}
+
+export class CheckpointError extends Error {
+  override name = 'CheckpointError';
+}
+
+export interface CheckpointInfo {
+  step: number;
+  path: string;
+}
+
+interface Manifest {
+  format: 'loom-checkpoint';
+  version: 1;
+  step: number;
+  files: Record<string, { bytes: number; sha256: string }>;
+}
+
+/** The checkpoints/ folder of a run: atomic saves, listing, validation, rotation. */
+export class CheckpointManager {
+  constructor(
+    readonly dir: string,
+    readonly fs: CheckpointFs = nodeFs,
+    private readonly warn: (message: string) => void = (m) => process.emitWarning(m, 'LoomCheckpointWarning'),
+  ) {}
+
+  /** Complete checkpoints (with a manifest), oldest first. Temp folders of interrupted saves are skipped. */
+  async list(): Promise<CheckpointInfo[]> {
+    if (!(await this.fs.stat(this.dir))) return [];
+    const out: CheckpointInfo[] = [];
+    for (const name of await this.fs.readdir(this.dir)) {
+      const m = /^checkpoint-(\d+)$/.exec(name);
+      if (!m) continue;
+      const path = join(this.dir, name);
+      if (!(await this.fs.stat(join(path, MANIFEST_FILE)))) {
+        this.warn(`${path} has no ${MANIFEST_FILE}; it is not a complete checkpoint and is ignored`);
+        continue;
+      }
+      out.push({ step: Number(m[1]), path });
+    }
+    return out.sort((a, b) => a.step - b.step);
+  }
+
+  /**
+   * Writes a checkpoint: `write` fills a temp folder, the manifest (sizes and hashes) goes in last,
+   * then one rename makes it visible. A failure removes the temp folder and leaves every earlier
+   * checkpoint as it was; the error says what failed and which checkpoint is still there.
+   */
+  async save(step: number, write: (dir: string) => Promise<void>): Promise<string> {
+    const final = join(this.dir, `checkpoint-${step}`);
+    const tmp = join(this.dir, `.tmp-checkpoint-${step}-${process.pid}`);
+    try {
+      await this.fs.mkdir(this.dir);
+      await this.fs.rm(tmp);
+      await this.fs.mkdir(tmp);
+      await write(tmp);
+      const files: Manifest['files'] = {};
+      for (const rel of await this.walk(tmp, '')) {
+        const p = join(tmp, rel);
+        files[rel] = { bytes: (await this.fs.stat(p))!.size, sha256: await this.fs.sha256(p) };
+      }
+      const manifest: Manifest = { format: 'loom-checkpoint', version: 1, step, files };
+      await this.fs.writeFile(join(tmp, MANIFEST_FILE), [Buffer.from(JSON.stringify(manifest, null, 1))]);
+      if (await this.fs.stat(final)) {
+        // Saving the same step twice (the final save after a resume): swap, then drop the old one.
+        const old = join(this.dir, `.old-checkpoint-${step}-${process.pid}`);
+        await this.fs.rm(old);
+        await this.fs.rename(final, old);
+        await this.fs.rename(tmp, final);
+        await this.fs.rm(old);
+      } else {
+        await this.fs.rename(tmp, final);
+      }
+      return final;
+    } catch (e) {
+      await this.fs.rm(tmp).catch(() => undefined);
+      const prev = (await this.list().catch(() => [])).filter((c) => c.step !== step).pop();
+      const kept = prev ? `the previous checkpoint ${prev.path} is intact` : 'there is no earlier checkpoint';
+      throw new CheckpointError(`saving checkpoint-${step} failed: ${(e as Error).message}; ${kept}`, { cause: e });
+    }
+  }
+
+  private async walk(root: string, rel: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of (await this.fs.readdir(join(root, rel))).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      if ((await this.fs.stat(join(root, r)))!.dir) out.push(...(await this.walk(root, r)));
+      else out.push(r);
+    }
+    return out;
+  }
+
+  /** Checks the manifest: every file present with its size and hash. Throws a CheckpointError naming the problem. */
+  async validate(path: string): Promise<void> {
+    let manifest: Manifest;
+    try {
+      manifest = JSON.parse(Buffer.from(await this.fs.readFile(join(path, MANIFEST_FILE))).toString('utf8'));
+    } catch (e) {
+      throw new CheckpointError(`${path}: cannot read ${MANIFEST_FILE}: ${(e as Error).message}`);
+    }
+    if (manifest.format !== 'loom-checkpoint' || typeof manifest.files !== 'object') {
+      throw new CheckpointError(`${path}/${MANIFEST_FILE}: not a Loom checkpoint manifest`);
+    }
+    for (const [rel, want] of Object.entries(manifest.files)) {
+      const p = join(path, rel);
+      const st = await this.fs.stat(p);
+      if (!st) throw new CheckpointError(`${p} is missing (listed in ${MANIFEST_FILE})`);
+      if (st.size !== want.bytes) throw new CheckpointError(`${p} has ${st.size} bytes, the manifest says ${want.bytes}: the file is corrupt or truncated`);
+      if ((await this.fs.sha256(p)) !== want.sha256) throw new CheckpointError(`${p} does not match its sha256 in ${MANIFEST_FILE}: the file is corrupt`);
+    }
+  }
+
+  /**
+   * The newest checkpoint, validated. A corrupt newest checkpoint is an error rather than a silent
+   * fallback (which would quietly lose training): the message names the older one to use instead.
+   */
+  async latest(): Promise<CheckpointInfo | null> {
+    const all = await this.list();
+    const last = all.pop();
+    if (!last) return null;
+    try {
+      await this.validate(last.path);
+    } catch (e) {
+      const prev = all.pop();
+      const hint = prev ? `; resume from ${prev.path} instead, or delete ${last.path}` : '';
+      throw new CheckpointError(`${(e as Error).message}${hint}`);
+    }
+    return last;
+  }
+
+  /** Deletes all but the newest `keepLast` checkpoints, never the one at step `protect` (the best). */
+  async rotate(keepLast: number, protect: number | null): Promise<void> {
+    if (!(keepLast > 0)) return;
+    const all = await this.list();
+    for (const c of all.slice(0, Math.max(0, all.length - keepLast))) {
+      if (c.step !== protect) await this.fs.rm(c.path);
+    }
+  }
+}
+
+// ---- contents ----
+
+function paramsMap(model: TrainableModel): Map<string, F32Entry> {
+  const m = new Map<string, F32Entry>();
+  for (const [name, t] of model.namedParameters()) m.set(name, { shape: [...t.shape], data: t.dataSync() as Float32Array });
+  return m;
+}
+
+/** Writes model, optimiser and trainer state into `dir` (a temp folder from CheckpointManager.save). */
+export async function writeCheckpointContents(fs: CheckpointFs, dir: string, model: TrainableModel, optimizer: Optimizer, state: TrainerState): Promise<void> {
+  if (model.save) await model.save(dir);
+  else await fs.writeFile(join(dir, PARAMS_FILE), encodeTensorFile(paramsMap(model), { format: 'pt' }));
+  const { tensors, ...meta } = optimizer.stateDict();
+  await fs.writeFile(join(dir, OPTIMIZER_FILE), encodeTensorFile(tensors));
+  await fs.writeFile(join(dir, OPTIMIZER_META_FILE), [Buffer.from(JSON.stringify(meta))]);
+  await fs.writeFile(join(dir, TRAINER_STATE_FILE), [Buffer.from(JSON.stringify(state))]);
+}
+
+async function readJson<T>(fs: CheckpointFs, path: string): Promise<T> {
+  let text: string;
+  try {
+    text = Buffer.from(await fs.readFile(path)).toString('utf8');
+  } catch (e) {
+    throw new CheckpointError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new CheckpointError(`${path} is corrupt (not JSON: ${(e as Error).message})`);
+  }
+}
+
+/**
+ * Restores model parameters and optimiser state from a checkpoint folder and returns the trainer
+ * state. Everything is read and checked against the model before any tensor is overwritten, so a
+ * checkpoint of another model or a corrupt file fails with the model untouched.
+ */
+export async function readCheckpointContents(fs: CheckpointFs, dir: string, model: TrainableModel, optimizer: Optimizer): Promise<TrainerState> {
+  const optPath = join(dir, OPTIMIZER_FILE);
+  const meta = await readJson<Omit<OptimizerStateDict, 'tensors'>>(fs, join(dir, OPTIMIZER_META_FILE));
+  let optTensors: Map<string, F32Entry>;
+  try {
+    optTensors = decodeTensorFile(await fs.readFile(optPath), optPath).tensors;
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  const state = await readJson<TrainerState>(fs, join(dir, TRAINER_STATE_FILE));
+  if (typeof state.step !== 'number' || !state.rng || !state.schedule) throw new CheckpointError(`${dir}/${TRAINER_STATE_FILE} is missing fields`);
+
+  // Parameters: checked in full before anything is written.
+  let values: Map<string, F32Entry> | null = null;
+  if (!(model.save && model.load)) {
+    const path = join(dir, PARAMS_FILE);
+    try {
+      values = decodeTensorFile(await fs.readFile(path), path).tensors;
+    } catch (e) {
+      throw new CheckpointError(`${(e as Error).message}${model.save ? ' (give the model a load(dir) that reads what its save(dir) writes)' : ''}`);
+    }
+    const problems: string[] = [];
+    const names = new Set<string>();
+    for (const [name, t] of model.namedParameters()) {
+      names.add(name);
+      const v = values.get(name);
+      if (!v) problems.push(`missing ${name}`);
+      else if (v.shape.length !== t.rank || v.shape.some((d, i) => d !== t.shape[i])) {
+        problems.push(`${name} has shape ${shapeString(v.shape)} in the checkpoint, ${shapeString(t.shape)} in the model`);
+      }
+    }
+    // A model's own save() may add buffers; a file we wrote ourselves must match exactly.
+    if (!model.save) for (const name of values.keys()) if (!names.has(name)) problems.push(`unexpected ${name}`);
+    if (problems.length) {
+      const more = problems.length > 5 ? ` (and ${problems.length - 5} more)` : '';
+      throw new CheckpointError(`${dir} is a checkpoint of another model: ${problems.slice(0, 5).join('; ')}${more}`);
+    }
+  }
+  try {
+    optimizer.loadStateDict({ ...meta, tensors: optTensors }, optPath);
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+  if (values) {
+    for (const [name, t] of model.namedParameters()) t.backend.write(t.storage, values.get(name)!.data);
+  } else {
+    await model.load!(dir);
+  }
+  return state;
+}

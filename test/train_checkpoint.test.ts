@@ -1,0 +1,140 @@
+// Checkpoint faults: a write that fails mid-save (full disk) leaves the previous checkpoint valid,
+// resuming with another model or a corrupt optimiser file is a clear error, a model's own save()
+// is used and read back, and incomplete folders are ignored.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import {
+  CheckpointManager, Trainer, arrayData, decodeTensorFile, encodeTensorFile, nodeFs, type CheckpointFs, type TrainerConfig,
+} from '../src/train/index.js';
+import { TinyLM, lmBatches, lmStep, readParams } from './train_helpers.js';
+
+const tmp = (): string => mkdtempSync(join(tmpdir(), 'loom-ckpt-'));
+const data = lmBatches(4, 2, 4, 1);
+
+async function trainTo(dir: string, maxSteps: number, extra: Partial<TrainerConfig> & { fs?: CheckpointFs; model?: TinyLM } = {}) {
+  const { fs, model: given, ...cfg } = extra;
+  const model = given ?? new TinyLM();
+  const t = new Trainer({ model, step: lmStep, trainData: arrayData(data), fs, config: { maxSteps, saveEvery: 5, lr: 1e-2, runDir: dir, progress: 'none', ...cfg } });
+  try {
+    return { result: await t.train(), model };
+  } finally {
+    t.optimizer.dispose();
+    if (!given) model.dispose();
+  }
+}
+
+describe('checkpoint saves', () => {
+  it('a failing write (ENOSPC) keeps the previous checkpoint valid and says why', async () => {
+    const dir = tmp();
+    let steps = 0;
+    const failing: CheckpointFs = {
+      ...nodeFs,
+      async writeFile(path, chunks) {
+        if (steps >= 10 && basename(path) === 'optimizer.safetensors') {
+          throw Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), { code: 'ENOSPC' });
+        }
+        return nodeFs.writeFile(path, chunks);
+      },
+    };
+    const model = new TinyLM();
+    const t = new Trainer({
+      model, step: lmStep, trainData: arrayData(data), fs: failing,
+      config: { maxSteps: 20, saveEvery: 5, lr: 1e-2, runDir: dir, progress: 'none' },
+      callbacks: { onStep: ({ step }) => void (steps = step) },
+    });
+    await assert.rejects(t.train(), /saving checkpoint-10 failed: ENOSPC: no space left on device, write .*optimizer\.safetensors'; the previous checkpoint .*checkpoint-5 is intact/);
+    // no temp folder left behind; checkpoint-5 validates and resumes
+    assert.deepEqual(readdirSync(join(dir, 'checkpoints')), ['checkpoint-5']);
+    const mgr = new CheckpointManager(join(dir, 'checkpoints'));
+    await mgr.validate(join(dir, 'checkpoints', 'checkpoint-5'));
+    const resumed = await trainTo(dir, 6, { resume: true });
+    assert.equal(resumed.result.step, 6);
+    model.dispose();
+    t.optimizer.dispose();
+  });
+
+  it('uses the model\'s own save() and reads model.safetensors back by parameter name', async () => {
+    const dir = tmp();
+    const a = new TinyLM({ withSave: true, seed: 3 });
+    await trainTo(dir, 5, { model: a });
+    const ckpt = join(dir, 'checkpoints', 'checkpoint-5');
+    assert.deepEqual(readdirSync(ckpt).sort(), ['config.json', 'loom_checkpoint.json', 'model.safetensors', 'optimizer.json', 'optimizer.safetensors', 'trainer_state.json']);
+    const saved = await readParams(join(ckpt, 'model.safetensors'));
+    const b = new TinyLM({ withSave: true, seed: 4 });
+    await trainTo(dir, 5, { model: b, resume: true }); // nothing left to train: just restores
+    for (const [name, v] of saved) assert.deepEqual(b.snapshot().get(name), v, name);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('ignores folders without a manifest (with a warning) and temp folders', async () => {
+    const dir = tmp();
+    await trainTo(dir, 5);
+    mkdirSync(join(dir, 'checkpoints', 'checkpoint-9'));
+    mkdirSync(join(dir, 'checkpoints', '.tmp-checkpoint-10-123'));
+    const warnings: string[] = [];
+    const mgr = new CheckpointManager(join(dir, 'checkpoints'), nodeFs, (m) => warnings.push(m));
+    assert.deepEqual((await mgr.latest())?.step, 5);
+    assert.match(warnings.join('\n'), /checkpoint-9 has no loom_checkpoint\.json; it is not a complete checkpoint and is ignored/);
+  });
+});
+
+describe('resume errors', () => {
+  it('a checkpoint of another model (names or shapes differ) is refused before touching the model', async () => {
+    const dir = tmp();
+    await trainTo(dir, 5);
+    const other = new TinyLM({ dim: 6, seed: 9 });
+    const before = other.snapshot();
+    await assert.rejects(trainTo(dir, 10, { model: other, resume: true }), (e: Error) => {
+      // the optimiser state is checked first only by name; shapes are the model check's job
+      assert.match(e.message, /checkpoint-5 is a checkpoint of another model: wte\.weight has shape \[16,8\] in the checkpoint, \[16,6\] in the model/);
+      return true;
+    });
+    for (const [n, v] of before) assert.deepEqual(other.snapshot().get(n), v, `${n} untouched`);
+    other.params.set('extra.weight', other.params.get('ln.weight')!);
+    other.params.delete('ln.weight');
+    await assert.rejects(trainTo(dir, 10, { model: other, resume: true }), /another model: .*missing extra\.weight.*unexpected ln\.weight/);
+    other.dispose();
+  });
+
+  it('a corrupt optimiser file is a clear error naming the file and the older checkpoint', async () => {
+    const dir = tmp();
+    await trainTo(dir, 10);
+    const file = join(dir, 'checkpoints', 'checkpoint-10', 'optimizer.safetensors');
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 3] ^= 0xff;
+    writeFileSync(file, bytes);
+    await assert.rejects(trainTo(dir, 12, { resume: true }), /checkpoint-10\/optimizer\.safetensors does not match its sha256 in loom_checkpoint\.json: the file is corrupt; resume from .*checkpoint-5 instead, or delete .*checkpoint-10/);
+    writeFileSync(file, bytes.subarray(0, 20));
+    await assert.rejects(trainTo(dir, 12, { resume: true }), /optimizer\.safetensors has 20 bytes, the manifest says \d+: the file is corrupt or truncated/);
+    // the older one still resumes when named explicitly
+    const r = await trainTo(dir, 6, { resume: join(dir, 'checkpoints', 'checkpoint-5') });
+    assert.equal(r.result.step, 6);
+  });
+
+  it('resume with nothing to resume from is an error', async () => {
+    await assert.rejects(trainTo(tmp(), 5, { resume: true }), /resume: no checkpoint in .*checkpoints/);
+  });
+});
+
+describe('tensor files', () => {
+  it('round trip, and truncated or garbled files are reported as corrupt', () => {
+    const entries = new Map([['a', { shape: [2, 2], data: new Float32Array([1, 2, 3, 4]) }], ['b', { shape: [1], data: new Float32Array([5]) }]]);
+    const bytes = new Uint8Array(Buffer.concat(encodeTensorFile(entries, { k: 'v' })));
+    // header length is padded to a multiple of 8, as the safetensors format does
+    assert.equal(Number(Buffer.from(bytes).readBigUInt64LE(0)) % 8, 0);
+    const back = decodeTensorFile(bytes, 'x');
+    assert.deepEqual([...back.tensors.get('a')!.data], [1, 2, 3, 4]);
+    assert.deepEqual(back.metadata, { k: 'v' });
+    assert.throws(() => decodeTensorFile(bytes.subarray(0, 5), 'opt.st'), /opt\.st: corrupt tensor file \(5 bytes/);
+    assert.throws(() => decodeTensorFile(bytes.subarray(0, bytes.length - 4), 'opt.st'), /opt\.st: corrupt tensor file \(b: data_offsets/);
+    const garbled = bytes.slice();
+    garbled[9] = 0x7b;
+    garbled[10] = 0x7b;
+    assert.throws(() => decodeTensorFile(garbled, 'opt.st'), /header is not JSON/);
+  });
+});
