@@ -7,3 +7,4 @@ export { CpuBackend } from './backends/cpu/index.js';
 export { VERSION } from './version.js';
 export * from './nn/index.js';
 export * from './models/index.js';
+export * from './train/index.js';

@@ -76,6 +76,23 @@ describe('save and reload', () => {
     }
   });
 
+  it('large models are sharded with an index, and load back', async () => {
+    const dir = join(tmp, 'sharded');
+    const model = L.createModel(tinyConfig('llama'), 'causal-lm', { seed: 2 });
+    await model.save(dir, { maxShardBytes: 16_000 });
+    const files = readdirSync(dir).sort();
+    assert.ok(files.includes('model.safetensors.index.json') && files.filter((f) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(f)).length > 2, files.join(', '));
+    const { model: again } = await L.loadPretrained(dir, { warn: false });
+    sameState(model, again);
+    again.dispose();
+    const bad = L.createModel(tinyConfig('llama', { intermediate_size: 40 }), 'causal-lm');
+    await bad.save(join(tmp, 'sharded-bad'), { maxShardBytes: 16_000 });
+    cpSync(join(tmp, 'sharded-bad', 'config.json'), join(dir, 'config.json'));
+    bad.dispose();
+    await assert.rejects(L.loadPretrained(dir), /sharded\/model-\d{5}-of-\d{5}.safetensors: model.layers.0.mlp.down_proj.weight has shape \[32,48\], expected \[32,40\]/);
+    model.dispose();
+  });
+
   it('writes the folder atomically, keeping other files and dropping stale weights', async () => {
     const dir = join(tmp, 'atomic');
     const model = L.createModel(tinyConfig('llama'), 'causal-lm');

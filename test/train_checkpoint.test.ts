@@ -1,6 +1,5 @@
-// Checkpoint faults: a write that fails mid-save (full disk) leaves the previous checkpoint valid,
-// resuming with another model or a corrupt optimiser file is a clear error, a model's own save()
-// is used and read back, and incomplete folders are ignored.
+// Checkpoint faults: a failing write (full disk) keeps the previous checkpoint valid; another model
+// or a corrupt optimiser file is a clear error on resume; model save() paths; incomplete folders.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,7 +9,8 @@ import { basename, join } from 'node:path';
 import {
   CheckpointManager, Trainer, arrayData, decodeTensorFile, encodeTensorFile, nodeFs, type CheckpointFs, type TrainerConfig,
 } from '../src/train/index.js';
-import { TinyLM, lmBatches, lmStep, readParams } from './train_helpers.js';
+import * as L from '../src/index.js';
+import { TinyLM, lmBatches, lmStep, readParams, type LmBatch } from './train_helpers.js';
 
 const tmp = (): string => mkdtempSync(join(tmpdir(), 'loom-ckpt-'));
 const data = lmBatches(4, 2, 4, 1);
@@ -59,16 +59,55 @@ describe('checkpoint saves', () => {
 
   it('uses the model\'s own save() and reads model.safetensors back by parameter name', async () => {
     const dir = tmp();
-    const a = new TinyLM({ withSave: true, seed: 3 });
+    const a = new TinyLM({ withSave: 'full', seed: 3 });
     await trainTo(dir, 5, { model: a });
     const ckpt = join(dir, 'checkpoints', 'checkpoint-5');
     assert.deepEqual(readdirSync(ckpt).sort(), ['config.json', 'loom_checkpoint.json', 'model.safetensors', 'optimizer.json', 'optimizer.safetensors', 'trainer_state.json']);
     const saved = await readParams(join(ckpt, 'model.safetensors'));
-    const b = new TinyLM({ withSave: true, seed: 4 });
+    const b = new TinyLM({ withSave: 'full', seed: 4 });
     await trainTo(dir, 5, { model: b, resume: true }); // nothing left to train: just restores
     for (const [name, v] of saved) assert.deepEqual(b.snapshot().get(name), v, name);
     a.dispose();
     b.dispose();
+  });
+
+  it('keeps its own copy of the trained parameters when the model\'s save() does not hold them', async () => {
+    const dir = tmp();
+    const a = new TinyLM({ withSave: 'config-only', seed: 3 });
+    a.params.get('wte.weight')!.requireGrad(false); // frozen: comes from the model as built
+    await trainTo(dir, 5, { model: a });
+    const ckpt = join(dir, 'checkpoints', 'checkpoint-5');
+    assert.ok(readdirSync(ckpt).includes('trainer_params.safetensors'));
+    const saved = await readParams(join(ckpt, 'trainer_params.safetensors'));
+    assert.deepEqual([...saved.keys()].sort(), ['head.bias', 'head.weight', 'ln.bias', 'ln.weight']);
+    const b = new TinyLM({ withSave: 'config-only', seed: 3 });
+    b.params.get('wte.weight')!.requireGrad(false);
+    await trainTo(dir, 5, { model: b, resume: true });
+    for (const [name, v] of a.snapshot()) assert.deepEqual(b.snapshot().get(name), v, name);
+    a.dispose();
+    b.dispose();
+  });
+
+  it('saves and restores extra generators (a data-order stream) with the run', async () => {
+    const dir = tmp();
+    const run = async (resume: boolean, stopAt: number | null) => {
+      const order = new L.Generator(resume ? 0 : 77);
+      const model = new TinyLM();
+      const draws: number[] = [];
+      const t: Trainer<TinyLM, LmBatch> = new Trainer({
+        model, step: lmStep, trainData: arrayData(data), generators: { order },
+        config: { maxSteps: 6, runDir: dir, resume, progress: 'none' },
+        callbacks: { onStep: ({ step }) => void (draws.push(order.nextU32()), step === stopAt && t.stop()) },
+      });
+      await t.train();
+      model.dispose();
+      t.optimizer.dispose();
+      return draws;
+    };
+    const first = await run(false, 3);
+    const second = await run(true, null);
+    const ref = new L.Generator(77);
+    assert.deepEqual([...first, ...second], Array.from({ length: 6 }, () => ref.nextU32()));
   });
 
   it('ignores folders without a manifest (with a warning) and temp folders', async () => {

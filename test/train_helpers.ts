@@ -19,8 +19,11 @@ export interface TinyLMOptions {
   dim?: number;
   seed?: number;
   dropout?: number;
-  /** Give the model a save(dir) writing model.safetensors (as src/nn's Modules will). */
-  withSave?: boolean;
+  /**
+   * Give the model a save(dir): 'full' writes model.safetensors with every parameter (as src/nn's
+   * Modules do), 'config-only' writes just config.json (like a model saving an adapter elsewhere).
+   */
+  withSave?: 'full' | 'config-only';
 }
 
 export class TinyLM implements TrainableModel {
@@ -44,7 +47,7 @@ export class TinyLM implements TrainableModel {
     if (o.withSave) {
       this.save = async (dir: string) => {
         const entries = new Map([...this.params].map(([n, t]) => [n, { shape: [...t.shape], data: t.dataSync() as Float32Array }]));
-        await writeFile(join(dir, 'model.safetensors'), Buffer.concat(encodeTensorFile(entries, { format: 'pt' })));
+        if (o.withSave === 'full') await writeFile(join(dir, 'model.safetensors'), Buffer.concat(encodeTensorFile(entries, { format: 'pt' })));
         await writeFile(join(dir, 'config.json'), JSON.stringify({ model_type: 'tiny', vocab_size: this.vocab }));
       };
     }

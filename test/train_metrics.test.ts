@@ -52,7 +52,7 @@ describe('classification metrics (scikit-learn semantics)', () => {
     const ev = classificationEvaluator<null>();
     // rows' argmax: 0, 1, 1, 1, 0, 1, 2 (the last row's label is -100: skipped)
     const logits = L.tensor([[3, 1, 0], [0, 2, 1], [0, 5, 1], [1, 2, 0], [9, 1, 1], [0, 1, 0], [0, 0, 4]]);
-    ev.update({ loss: L.tensor(0), logits, labels: new Int32Array([0, 0, 1, 1, 1, 2, -100]) }, null);
+    L.scope(() => ev.update({ loss: L.tensor(0), logits, labels: new Int32Array([0, 0, 1, 1, 1, 2, -100]) }, null));
     const m = ev.compute(0.3);
     // same example as above, over the 3 classes of the logits: macro F1 = (1/2 + 4/7 + 0)/3 = 5/14
     near(m.accuracy as number, 0.5);
@@ -109,7 +109,7 @@ describe('entity metrics (seqeval default mode, IOB2)', () => {
     const ev = tokenClassificationEvaluator<null>({ labelNames: names });
     // one sentence of 4 positions; position 2 is a sub-word (-100). argmax: 1, 2, 0, 0
     const logits = L.tensor([[[0, 5, 0], [0, 0, 5], [5, 0, 0], [5, 0, 0]]]);
-    ev.update({ loss: L.tensor(0), logits, labels: new Int32Array([1, 2, -100, 1]) }, null);
+    L.scope(() => ev.update({ loss: L.tensor(0), logits, labels: new Int32Array([1, 2, -100, 1]) }, null));
     // true B-PER I-PER B-PER -> PER(0,1), PER(2,2); pred B-PER I-PER O -> PER(0,1): P 1, R 1/2, F1 2/3
     const m = ev.compute(0);
     near(m.precision as number, 1);

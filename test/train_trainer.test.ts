@@ -1,6 +1,5 @@
-// The Trainer loop: gradient accumulation equals a 4x batch, a run interrupted at step 20 and
-// resumed matches a straight 40-step run bit for bit (dropout included), logs, evaluation, best
-// checkpoint, early stopping, and a NaN loss that stops the run naming the step.
+// The Trainer loop: accumulation equals a 4x batch; 20 + resume + 20 steps equal 40 straight (bit for
+// bit, dropout on); logs, evaluation, best checkpoint, early stopping, memory, NaN loss.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -139,6 +138,20 @@ describe('Trainer: evaluation, best checkpoint, early stopping', () => {
     assert.match(out.text, /eval @ step 4 {2}loss \d\.\d{4} {2}score 0\.7000/);
     model.dispose();
     t.optimizer.dispose();
+  });
+
+  it('leaves no tensors behind (steps, accumulation, clipping, evaluation)', async () => {
+    const baseline = L.liveTensorCount();
+    const model = new TinyLM({ dropout: 0.1 });
+    const t = new Trainer({
+      model, step: lmStep, trainData: arrayData(lmBatches(3, 2, 4, 1)), evalData: () => lmBatches(2, 2, 4, 2), evaluator: perplexityEvaluator,
+      config: { maxSteps: 6, gradientAccumulationSteps: 2, maxGradNorm: 0.1, evalEvery: 3, progress: 'none' },
+    });
+    await t.train();
+    await t.evaluate();
+    model.dispose();
+    t.optimizer.dispose();
+    assert.equal(L.liveTensorCount(), baseline);
   });
 
   it('draws a progress bar on a TTY', async () => {

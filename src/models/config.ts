@@ -390,8 +390,11 @@ export function parseConfig(json: unknown, source = 'config.json'): ModelConfig 
 /** The config.json object transformers reads: every field, extras included, float32 weights. */
 export function configToJSON(c: ModelConfig): Record<string, unknown> {
   const { extra, ...fields } = c;
+  const out: Record<string, unknown> = { ...extra, ...fields, torch_dtype: 'float32' };
+  // Newer transformers read config.head_dim when the attribute exists, so never write null there.
+  if (c.model_type === 'llama' || c.model_type === 'mistral' || c.model_type === 'qwen2') out.head_dim = llamaHeadDim(c);
   // num_labels is not written: transformers derives it from id2label.
-  return JSON.parse(JSON.stringify({ ...extra, ...fields, torch_dtype: 'float32' })) as Record<string, unknown>;
+  return JSON.parse(JSON.stringify(out)) as Record<string, unknown>;
 }
 
 export type Preset = 'tiny' | 'small' | 'base';

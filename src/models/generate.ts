@@ -90,7 +90,8 @@ export function chooseToken(logits: Float32Array, history: readonly number[], op
 
 /**
  * Decodes step by step, yielding each step's new token per sequence (null once a sequence has
- * stopped). The whole generation runs without gradients; the cache is freed when it ends.
+ * stopped). The whole generation runs without gradients; the cache is freed when it ends. Call
+ * model.eval() first: in training mode dropout stays on, as in transformers.
  */
 export function* generateSteps(model: PretrainedModel, prompts: readonly (readonly number[])[], options: GenerateOptions = {}): Generator<(number | null)[], GenerateResult> {
   if (model.task !== 'causal-lm') throw new Error(`generate: ${model.architecture} is not a causal LM`);

@@ -12,7 +12,7 @@ import { Module } from '../nn/module.js';
 import { initConstant, initNormal } from '../nn/init.js';
 import type { ModelConfig, ProblemType } from './config.js';
 import { numLabels } from './config.js';
-import { savePretrained } from './checkpoint.js';
+import { savePretrained, type SaveOptions } from './checkpoint.js';
 
 export type Task = 'causal-lm' | 'masked-lm' | 'sequence-classification' | 'token-classification';
 export const TASKS: readonly Task[] = ['causal-lm', 'masked-lm', 'sequence-classification', 'token-classification'];
@@ -84,8 +84,8 @@ export abstract class PretrainedModel extends Module {
    * Writes a folder transformers' from_pretrained accepts: config.json (architectures, model_type,
    * torch_dtype float32, label maps) and model.safetensors ({"format":"pt"}), atomically.
    */
-  save(dir: string): Promise<void> {
-    return savePretrained(this, dir);
+  save(dir: string, options: SaveOptions = {}): Promise<void> {
+    return savePretrained(this, dir, options);
   }
 }
 

@@ -92,6 +92,7 @@ export async function loadAdapter(model: PretrainedModel, dir: string): Promise<
     if (c[f] && Object.keys(c[f] as object).length) fail(f, 'is not supported (per-layer ranks)');
   }
   if (c.bias !== undefined && c.bias !== 'none') fail('bias', 'must be "none"');
+  for (const f of ['layers_to_transform', 'layers_pattern'] as const) if (c[f] !== undefined && c[f] !== null) fail(f, 'is not supported (use target_modules)');
   const t = c.target_modules;
   const targets = typeof t === 'string' ? t : Array.isArray(t) && t.every((x) => typeof x === 'string') ? (t as string[]) : fail('target_modules', 'must be a list of names or a regex string');
   const modulesToSave = Array.isArray(c.modules_to_save) ? (c.modules_to_save as string[]) : [];

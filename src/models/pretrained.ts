@@ -127,8 +127,9 @@ export async function loadPretrained(dir: string, options: LoadOptions = {}): Pr
     throw new Error(`${configPath}: not valid JSON (${(e as Error).message})`);
   }
   const config = parseConfig(json, configPath);
-  const labels = labelFields(options);
-  if (labels.id2label) Object.assign(config, labels);
+  // New labels replace the checkpoint's unless they only restate its count.
+  const sameCount = options.numLabels !== undefined && !options.id2label && config.id2label && Object.keys(config.id2label).length === options.numLabels;
+  if (!sameCount) Object.assign(config, labelFields(options));
   const task = options.task ?? taskOfArchitecture(config.architectures?.[0] ?? '') ?? FAMILY_TASKS[familyOf(config.model_type)][0]!;
   if (!TASKS.includes(task)) throw new Error(`loadPretrained: unknown task "${task}" (tasks: ${TASKS.join(', ')})`);
   const model = createModel(config, task, { init: false });
@@ -163,7 +164,12 @@ async function loadWeights(model: PretrainedModel, checkpoint: Checkpoint, dir: 
   const own = model.stateDict();
   const names = [...checkpoint.tensors.keys()];
   const map = keyMapper(model, names);
-  const fileOf = (key: string) => (checkpoint.files.length === 1 ? checkpoint.files[0]! : `${join(dir, 'model.safetensors.index.json')} (${key})`);
+  const fileOf = async (key: string): Promise<string> => {
+    if (checkpoint.files.length === 1) return checkpoint.files[0]!;
+    const index = join(dir, 'model.safetensors.index.json');
+    const shard = await readFile(index, 'utf8').then((t) => (JSON.parse(t) as { weight_map: Record<string, string> }).weight_map[key]).catch(() => undefined);
+    return shard ? join(dir, shard) : index;
+  };
   const loaded = new Set<string>();
   const unexpected: string[] = [];
   const ignored: string[] = [];
@@ -184,7 +190,7 @@ async function loadWeights(model: PretrainedModel, checkpoint: Checkpoint, dir: 
         continue;
       }
       const hint = model.headParameters.includes(name) ? ' (a head of another size: pass ignoreMismatchedSizes: true to initialise a new one)' : '';
-      throw new Error(`${fileOf(key)}: ${key} has shape ${shapeString(info.shape)}, expected ${shapeString(target.shape)}${hint}`);
+      throw new Error(`${await fileOf(key)}: ${key} has shape ${shapeString(info.shape)}, expected ${shapeString(target.shape)}${hint}`);
     }
     writeInto(target, await checkpoint.readF32(key));
     loaded.add(name);

@@ -25,7 +25,13 @@ export function withoutInit<T>(fn: () => T): T {
 export function initNormal(t: Tensor, std: number, generator: Generator = defaultGenerator, mean = 0): void {
   if (skipping) return;
   const v = new Float32Array(t.size);
-  for (let i = 0; i < v.length; i++) v[i] = mean + std * generator.normal();
+  // Box-Muller gives two normals per pair of uniforms; using both halves the cost of a 100M-parameter init.
+  for (let i = 0; i < v.length; i += 2) {
+    const r = std * Math.sqrt(-2 * Math.log((generator.nextU32() + 1) / 4294967297));
+    const a = 2 * Math.PI * generator.uniform();
+    v[i] = mean + r * Math.cos(a);
+    if (i + 1 < v.length) v[i + 1] = mean + r * Math.sin(a);
+  }
   writeInto(t, v);
 }
 

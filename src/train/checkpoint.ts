@@ -2,9 +2,9 @@
 // metrics), written into a temp folder and renamed into place, listed in a hashed manifest.
 
 import { join } from 'node:path';
-import { shapeString } from '../engine/tensor.js';
+import { shapeString, type Tensor } from '../engine/tensor.js';
 import type { Optimizer, OptimizerStateDict } from './optim.js';
-import { decodeTensorFile, encodeTensorFile, nodeFs, type CheckpointFs, type F32Entry } from './tensor_file.js';
+import { decodeTensorFile, encodeTensorFile, nodeFs, readTensorFileHeader, type CheckpointFs, type F32Entry } from './tensor_file.js';
 import type { JsonValue, MetricRecord, TrainableModel } from './types.js';
 
 /** Written last: a folder without it is not a checkpoint. */
@@ -12,8 +12,10 @@ export const MANIFEST_FILE = 'loom_checkpoint.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const OPTIMIZER_META_FILE = 'optimizer.json';
 export const TRAINER_STATE_FILE = 'trainer_state.json';
-/** The parameters, when the model has no save() of its own (same name as an HF folder's weights). */
+/** All parameters when the model has no save(); else the HF weights its save() writes. */
 export const PARAMS_FILE = 'model.safetensors';
+/** The trained parameters, when the model's own files do not hold them by name (see writeCheckpointContents). */
+export const TRAINED_PARAMS_FILE = 'trainer_params.safetensors';
 
 /** Everything besides tensors that a resumed run needs to continue exactly. */
 export interface TrainerState {
@@ -174,16 +176,35 @@ export class CheckpointManager {
 
 // ---- contents ----
 
-function paramsMap(model: TrainableModel): Map<string, F32Entry> {
+function entries(named: Iterable<[string, Tensor]>): Map<string, F32Entry> {
   const m = new Map<string, F32Entry>();
-  for (const [name, t] of model.namedParameters()) m.set(name, { shape: [...t.shape], data: t.dataSync() as Float32Array });
+  for (const [name, t] of named) m.set(name, { shape: [...t.shape], data: t.dataSync() as Float32Array });
   return m;
 }
 
-/** Writes model, optimiser and trainer state into `dir` (a temp folder from CheckpointManager.save). */
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/**
+ * Writes model, optimiser and trainer state into `dir` (a temp folder from CheckpointManager.save).
+ * The model's own save() writes its HF folder; when that folder's model.safetensors does not hold
+ * every trained parameter under its name as F32 (sharded, bf16, a LoRA adapter file, renamed
+ * keys), the trained parameters also go to trainer_params.safetensors, so resume never depends on
+ * how a model chooses to save itself. Without save(), every parameter goes to model.safetensors.
+ */
 export async function writeCheckpointContents(fs: CheckpointFs, dir: string, model: TrainableModel, optimizer: Optimizer, state: TrainerState): Promise<void> {
-  if (model.save) await model.save(dir);
-  else await fs.writeFile(join(dir, PARAMS_FILE), encodeTensorFile(paramsMap(model), { format: 'pt' }));
+  if (model.save) {
+    await model.save(dir);
+    const header = await readTensorFileHeader(fs, join(dir, PARAMS_FILE));
+    const complete = header !== null && optimizer.params().every(([name, t]) => {
+      const h = header.get(name);
+      return h !== undefined && h.dtype === 'F32' && sameShape(h.shape, t.shape);
+    });
+    if (!complete) await fs.writeFile(join(dir, TRAINED_PARAMS_FILE), encodeTensorFile(entries(optimizer.params())));
+  } else {
+    await fs.writeFile(join(dir, PARAMS_FILE), encodeTensorFile(entries(model.namedParameters()), { format: 'pt' }));
+  }
   const { tensors, ...meta } = optimizer.stateDict();
   await fs.writeFile(join(dir, OPTIMIZER_FILE), encodeTensorFile(tensors));
   await fs.writeFile(join(dir, OPTIMIZER_META_FILE), [Buffer.from(JSON.stringify(meta))]);
@@ -204,44 +225,46 @@ async function readJson<T>(fs: CheckpointFs, path: string): Promise<T> {
   }
 }
 
+async function readTensors(fs: CheckpointFs, path: string): Promise<Map<string, F32Entry>> {
+  try {
+    return decodeTensorFile(await fs.readFile(path), path).tensors;
+  } catch (e) {
+    throw new CheckpointError((e as Error).message);
+  }
+}
+
 /**
- * Restores model parameters and optimiser state from a checkpoint folder and returns the trainer
- * state. Everything is read and checked against the model before any tensor is overwritten, so a
- * checkpoint of another model or a corrupt file fails with the model untouched.
+ * Restores parameters and optimiser state from a checkpoint folder and returns the trainer state.
+ * Every trained parameter must be in the checkpoint with its shape; frozen ones are restored when
+ * present (they come from the model as built otherwise). Everything is read and checked before any
+ * tensor is overwritten, so a checkpoint of another model or a corrupt file leaves the model as it was.
  */
 export async function readCheckpointContents(fs: CheckpointFs, dir: string, model: TrainableModel, optimizer: Optimizer): Promise<TrainerState> {
   const optPath = join(dir, OPTIMIZER_FILE);
   const meta = await readJson<Omit<OptimizerStateDict, 'tensors'>>(fs, join(dir, OPTIMIZER_META_FILE));
-  let optTensors: Map<string, F32Entry>;
-  try {
-    optTensors = decodeTensorFile(await fs.readFile(optPath), optPath).tensors;
-  } catch (e) {
-    throw new CheckpointError((e as Error).message);
-  }
+  const optTensors = await readTensors(fs, optPath);
   const state = await readJson<TrainerState>(fs, join(dir, TRAINER_STATE_FILE));
   if (typeof state.step !== 'number' || !state.rng || !state.schedule) throw new CheckpointError(`${dir}/${TRAINER_STATE_FILE} is missing fields`);
 
-  // Parameters: checked in full before anything is written.
   let values: Map<string, F32Entry> | null = null;
-  if (!(model.save && model.load)) {
-    const path = join(dir, PARAMS_FILE);
-    try {
-      values = decodeTensorFile(await fs.readFile(path), path).tensors;
-    } catch (e) {
-      throw new CheckpointError(`${(e as Error).message}${model.save ? ' (give the model a load(dir) that reads what its save(dir) writes)' : ''}`);
-    }
+  if (!model.load) {
+    const own = join(dir, TRAINED_PARAMS_FILE);
+    const ours = !model.save || (await fs.stat(own)) !== null;
+    values = await readTensors(fs, model.save && ours ? own : join(dir, PARAMS_FILE));
+    const trained = new Set(optimizer.params().map(([n]) => n));
     const problems: string[] = [];
     const names = new Set<string>();
     for (const [name, t] of model.namedParameters()) {
       names.add(name);
       const v = values.get(name);
-      if (!v) problems.push(`missing ${name}`);
-      else if (v.shape.length !== t.rank || v.shape.some((d, i) => d !== t.shape[i])) {
+      if (!v) {
+        if (trained.has(name) || !model.save) problems.push(`missing ${name}`);
+      } else if (!sameShape(v.shape, t.shape)) {
         problems.push(`${name} has shape ${shapeString(v.shape)} in the checkpoint, ${shapeString(t.shape)} in the model`);
       }
     }
-    // A model's own save() may add buffers; a file we wrote ourselves must match exactly.
-    if (!model.save) for (const name of values.keys()) if (!names.has(name)) problems.push(`unexpected ${name}`);
+    // A model's own save() may add buffers; a file the Trainer wrote must match exactly.
+    if (ours) for (const name of values.keys()) if (!names.has(name)) problems.push(`unexpected ${name}`);
     if (problems.length) {
       const more = problems.length > 5 ? ` (and ${problems.length - 5} more)` : '';
       throw new CheckpointError(`${dir} is a checkpoint of another model: ${problems.slice(0, 5).join('; ')}${more}`);
@@ -253,7 +276,10 @@ export async function readCheckpointContents(fs: CheckpointFs, dir: string, mode
     throw new CheckpointError((e as Error).message);
   }
   if (values) {
-    for (const [name, t] of model.namedParameters()) t.backend.write(t.storage, values.get(name)!.data);
+    for (const [name, t] of model.namedParameters()) {
+      const v = values.get(name);
+      if (v) t.backend.write(t.storage, v.data);
+    }
   } else {
     await model.load!(dir);
   }

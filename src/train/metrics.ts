@@ -1,11 +1,11 @@
-// Evaluation metrics with the reference libraries' semantics: perplexity; accuracy, per-class and
-// macro precision/recall/F1 and the confusion matrix (scikit-learn, zero_division=0); entity-level
-// P/R/F1 over IOB2 tags (seqeval's default, lenient mode). Plus Evaluators that feed them.
+// Evaluation metrics with the reference libraries' semantics: perplexity; accuracy, P/R/F1, confusion
+// matrix (scikit-learn, zero_division=0); IOB2 entity P/R/F1 (seqeval default mode); Evaluators.
 
 import type { Tensor } from '../engine/tensor.js';
 import type { Evaluator, MetricRecord, StepOutput } from './types.js';
 
-export const IGNORE_INDEX = -100;
+// transformers' ignore label (positions that are not scored).
+const IGNORE_INDEX = -100;
 
 /** exp(mean token loss); Infinity instead of overflow. */
 export function perplexity(loss: number): number {

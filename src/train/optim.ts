@@ -60,8 +60,11 @@ export function defaultParamGroups(named: Iterable<NamedTensor>, options: Defaul
   const noDecay = options.noDecay ?? ((_n: string, t: Tensor) => t.rank <= 1);
   const decay: NamedTensor[] = [];
   const plain: NamedTensor[] = [];
+  const seen = new Set<Tensor>();
   for (const [name, t] of named) {
     if (!t.requiresGrad) continue; // frozen (e.g. the base model under LoRA): never optimised
+    if (seen.has(t)) continue; // a tied weight listed twice must be updated once (torch dedupes too)
+    seen.add(t);
     (noDecay(name, t) ? plain : decay).push([name, t]);
   }
   return [

@@ -1,6 +1,5 @@
-// Checkpoint state files in the safetensors layout (8-byte header length, JSON header, raw
-// little-endian f32 data), written through an injectable fs so tests can make a write fail.
-// Only F32, which is all optimiser state is; model folders are read by the model's own loader.
+// Checkpoint state files in the safetensors layout (F32 only: optimiser state and parameters),
+// written through an injectable fs so tests can make a write fail like a full disk.
 
 import * as fsp from 'node:fs/promises';
 import { endianness } from 'node:os';
@@ -13,6 +12,8 @@ export interface CheckpointFs {
   /** Writes and fsyncs a new file from chunks (data is on disk before the folder is renamed). */
   writeFile(path: string, chunks: readonly Uint8Array[]): Promise<void>;
   readFile(path: string): Promise<Uint8Array>;
+  /** Up to `length` bytes from `offset` (headers of model files that may be gigabytes). */
+  readRange(path: string, offset: number, length: number): Promise<Uint8Array>;
   rename(from: string, to: string): Promise<void>;
   rm(path: string): Promise<void>;
   readdir(path: string): Promise<string[]>;
@@ -40,6 +41,16 @@ export const nodeFs: CheckpointFs = {
   },
   async readFile(path) {
     return fsp.readFile(path);
+  },
+  async readRange(path, offset, length) {
+    const fh = await fsp.open(path, 'r');
+    try {
+      const buf = Buffer.alloc(length);
+      const { bytesRead } = await fh.read(buf, 0, length, offset);
+      return buf.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
   },
   async rename(from, to) {
     await fsp.rename(from, to);
@@ -132,4 +143,19 @@ export function decodeTensorFile(bytes: Uint8Array, source: string): { tensors: 
   }
   if (dataStart + end !== bytes.length) bad(`${bytes.length - dataStart - end} trailing bytes after the last tensor`);
   return { tensors, metadata };
+}
+
+/** Names, dtypes and shapes of a safetensors file, reading only its header. Null if it is not one. */
+export async function readTensorFileHeader(fs: CheckpointFs, path: string): Promise<Map<string, { dtype: string; shape: number[] }> | null> {
+  try {
+    const head = await fs.readRange(path, 0, 8);
+    if (head.length < 8) return null;
+    const len = Number(new DataView(head.buffer, head.byteOffset, 8).getBigUint64(0, true));
+    if (len > 100_000_000) return null;
+    const header = JSON.parse(Buffer.from(await fs.readRange(path, 8, len)).toString('utf8')) as Record<string, { dtype: string; shape: number[] }>;
+    delete header.__metadata__;
+    return new Map(Object.entries(header).map(([k, v]) => [k, { dtype: v.dtype, shape: v.shape }]));
+  } catch {
+    return null;
+  }
 }

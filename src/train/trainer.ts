@@ -167,17 +167,24 @@ export class Trainer<M extends TrainableModel, B> {
           await o.callbacks?.onEvaluate?.(step, metrics);
           if (c.earlyStoppingPatience !== null && s.badEvals >= c.earlyStoppingPatience) this.stopRequest ??= 'earlyStopping';
         }
-        if (this.stopRequest) stoppedBy = this.stopRequest;
         const periodic = c.saveEvery > 0 && step % c.saveEvery === 0;
-        if (this.checkpoints && (periodic || last || improved || this.stopRequest)) {
+        let saved = false;
+        const save = async (): Promise<void> => {
           this.lastCheckpoint = await this.save(step);
+          saved = true;
           progress.message(`saved ${this.lastCheckpoint}`);
           await o.callbacks?.onSave?.(step, this.lastCheckpoint);
+        };
+        if (this.checkpoints && (periodic || last || improved || this.stopRequest)) await save();
+        if (this.stopRequest) {
+          stoppedBy = this.stopRequest;
+          if (this.checkpoints && !saved) await save(); // a Ctrl-C that arrived during the evaluation or save above
+          break;
         }
-        if (this.stopRequest) break;
       }
     } finally {
       if (c.handleSigint) process.off('SIGINT', onSigint);
+      this.stopRequest = null; // a later train() call (more steps after a resume) starts fresh
       progress.done();
     }
     return { step: this.state.step, stoppedBy, best: this.state.best, lastCheckpoint: this.lastCheckpoint, history: this.state.history };
