@@ -2,14 +2,17 @@
 
 import { benchOps } from './ops.js';
 import { benchDataPrepare } from './data_prepare.js';
+import { benchModels } from './models.js';
 
 const [suite, ...rest] = process.argv.slice(2);
-const suites: Record<string, (argv: string[]) => void | Promise<void>> = { ops: benchOps, data: benchDataPrepare };
+const suites: Record<string, (argv: string[]) => void | Promise<void>> = { ops: benchOps, data: benchDataPrepare, models: benchModels };
 const run = suite ? suites[suite] : undefined;
 if (!run) {
   console.error(`usage: npm run bench -- <${Object.keys(suites).join('|')}> [flags]
   ops   [--threads N] [--only NAME] [--no-torch]   GEMM and fused-op timings beside PyTorch
-  data  [--big]                                   corpus preparation MB/s and peak RSS beside tokenizers`);
+  data  [--big]                                   corpus preparation MB/s and peak RSS beside tokenizers
+  models [--only load|generate] [--runs N] [--threads N] [--prompt N] [--new N] [--no-torch] [--rebuild]
+        GPT-2 124M checkpoint load time / peak RSS, greedy KV-cache generation tokens/s beside PyTorch`);
   process.exit(2);
 }
 await run(rest);
