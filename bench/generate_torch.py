@@ -140,6 +140,7 @@ def main():
         'tokens_match_all': None if loom is None else tokens == list(loom[:len(tokens)]),
         'top5_ids_match': top5_ids_match,
         'top5_max_rel_diff': top5_rel,
+        'peak_rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         'cpu_s': (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)),
         'torch_version': torch.__version__,
         'threads': torch.get_num_threads(),

@@ -67,7 +67,7 @@ export function benchModels(argv: string[]): void {
     const loom: Record<string, unknown>[] = [];
     const torch: Record<string, unknown>[] = [];
     let torchError: string | undefined;
-    // Alternate Loom / PyTorch so that load from the other engineer's jobs hits both sides alike.
+    // Alternate Loom / PyTorch so that outside load on a shared machine hits both sides alike.
     for (let i = 0; i < runs; i++) {
       loom.push(withLoadShare(() => child(['generate', CHECKPOINT, String(threads), String(newTokens), prompt.join(',')])));
       if (withTorch && !torchError) {
@@ -97,6 +97,7 @@ export function benchModels(argv: string[]): void {
         decode_tokens_per_s: med(loom, 'decode_tokens_per_s'),
         prefill_ms: med(loom, 'prefill_ms'),
         decode_ms_per_token: med(loom, 'decode_ms_per_token'),
+        peak_rss_mib: med(loom, 'peak_rss_mib'),
         all_tokens_per_s: loom.map((r) => round(r.tokens_per_s as number)),
         others_cpu: loom.map((r) => r.others_cpu),
       },
@@ -107,11 +108,13 @@ export function benchModels(argv: string[]): void {
         decode_tokens_per_s: med(torch, 'decode_tokens_per_s'),
         prefill_ms: med(torch, 'prefill_ms'),
         decode_ms_per_token: med(torch, 'decode_ms_per_token'),
+        peak_rss_mib: med(torch, 'peak_rss_mib'),
         all_tokens_per_s: torch.map((r) => round(r.tokens_per_s as number)),
         others_cpu: torch.map((r) => r.others_cpu),
         version: torch[0]!.torch_version,
       };
-      // The first 16 greedy tokens of every PyTorch run equal Loom's (random weights: ties unlikely).
+      // The first 16 greedy tokens of every PyTorch run equal Loom's. A random model's greedy output can
+      // repeat one token (see distinct_tokens), so the prompt's top-5 logits are compared as well.
       line.tokens_match = torch.every((r) => r.tokens_match === true);
       line.tokens_match_all = torch.every((r) => r.tokens_match_all === true);
       // The prompt's top-5 next tokens agree and their logits differ by at most this (relative to the largest).
@@ -259,6 +262,7 @@ async function childGenerate(dir: string, threads: number, newTokens: number, pr
     decode_tokens_per_s: ((tokens.length - 1) / decodeMs) * 1000,
     prefill_ms: times[0],
     decode_ms_per_token: decodeMs / (tokens.length - 1),
+    peak_rss_mib: rssMib(),
     cpu_s: cpuSeconds(),
   };
 }
