@@ -31,21 +31,42 @@ function viewOf(dtype: DType, buffer: ArrayBuffer, numel: number): HostArray {
   }
 }
 
+/**
+ * The buffer size used for a request: 64-byte steps up to 64 KiB, then 8 size classes per power of
+ * two (at most 12.5% over). Classes matter for tensors that grow a little every step (a KV cache one
+ * position longer per generated token): with exact sizes every step would allocate anew and the
+ * cache would fill with buffers never asked for again.
+ */
+export function bucketBytes(bytes: number): number {
+  const b = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  if (b <= 65536) return b;
+  const step = 2 ** (Math.floor(Math.log2(b)) - 3);
+  return Math.ceil(b / step) * step;
+}
+
+/** Cached (freed) bytes are trimmed beyond max(this, the peak of live bytes). */
+const MIN_CACHE_LIMIT = 256 * 1024 * 1024;
+
 /** Hands out reused buffers without clearing them: every kernel writes all of its outputs. */
 export class HostAllocator {
   private readonly cache = new Map<number, ArrayBuffer[]>();
   private live = 0;
+  private peakLive = 0;
   private liveCount = 0;
   private cached = 0;
 
+  /** minCacheLimit: cached bytes are trimmed beyond max(minCacheLimit, peak live bytes). */
+  constructor(private readonly minCacheLimit = MIN_CACHE_LIMIT) {}
+
   alloc(dtype: DType, numel: number): HostStorage {
     if (!Number.isInteger(numel) || numel < 0) throw new Error(`alloc: invalid element count ${numel}`);
-    const bytes = Math.max(ALIGN, Math.ceil((numel * DTYPE_BYTES[dtype]) / ALIGN) * ALIGN);
+    const bytes = bucketBytes(numel * DTYPE_BYTES[dtype]);
     const bucket = this.cache.get(bytes);
     let buffer = bucket?.pop();
     if (buffer) this.cached -= bytes;
     else buffer = new ArrayBuffer(bytes);
     this.live += bytes;
+    this.peakLive = Math.max(this.peakLive, this.live);
     this.liveCount += 1;
     return new HostStorage(dtype, numel, buffer, viewOf(dtype, buffer, numel));
   }
@@ -60,6 +81,20 @@ export class HostAllocator {
     if (!bucket) this.cache.set(bytes, (bucket = []));
     bucket.push(s.buffer);
     this.cached += bytes;
+    this.trim(Math.max(this.minCacheLimit, this.peakLive));
+  }
+
+  /** Drops cached buffers, oldest size class first, until at most `limit` bytes stay cached. */
+  private trim(limit: number): void {
+    if (this.cached <= limit) return;
+    for (const [bytes, bucket] of this.cache) {
+      while (bucket.length > 0 && this.cached > limit) {
+        bucket.pop();
+        this.cached -= bytes;
+      }
+      if (bucket.length === 0) this.cache.delete(bytes);
+      if (this.cached <= limit) return;
+    }
   }
 
   memory(): MemoryInfo {
