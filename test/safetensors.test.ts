@@ -209,3 +209,25 @@ test('openCheckpoint: a path to a file, a symlink inside the folder, the hub cac
   await using direct = await openCheckpoint(join(blobs, 'sha256'));
   assert.deepEqual([...direct.tensors.keys()], ['w']);
 });
+
+test('readF32 into a caller-owned array: exact size required, F32 and converted dtypes, offset views', async () => {
+  using tmp = tempDir('loom-st-into-');
+  const dir = tmp.dir;
+  const path = join(dir, 'model.safetensors');
+  const values = Float32Array.from({ length: 10 }, (_, i) => i * 0.5 - 2);
+  await writeSafetensors(path, [
+    { name: 'a', shape: [2, 5], data: values },
+    { name: 'h', shape: [10], data: values, dtype: 'F16' },
+  ]);
+  const ckpt = await openCheckpoint(dir);
+  // A view at an offset inside a larger buffer, like a pooled storage.
+  const backing = new Float32Array(16).fill(99);
+  const view = new Float32Array(backing.buffer, 8, 10);
+  assert.equal(await ckpt.readF32('a', view), view);
+  assert.deepEqual([...view], [...values]);
+  assert.deepEqual([backing[0], backing[1], backing[12]], [99, 99, 99]);
+  await ckpt.readF32('h', view);
+  assert.deepEqual([...view], [...values]);
+  await assert.rejects(ckpt.readF32('a', new Float32Array(9)), /destination holds 9 values, the tensor 10/);
+  await ckpt.close();
+});

@@ -115,6 +115,11 @@ export interface Backend {
   memory(): MemoryInfo;
   /** Releases cached (not live) buffers. */
   emptyCache(): void;
+  /**
+   * The storage's own memory as a writable host array, for backends whose storages live on the host
+   * (a checkpoint loader reads files straight into it); absent or null on device backends.
+   */
+  hostView?(s: Storage): HostArray | null;
 
   // ---- data movement ----
   fill(out: Storage, value: number): void;

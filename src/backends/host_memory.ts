@@ -163,4 +163,7 @@ export abstract class HostBackend {
   emptyCache(): void {
     this.allocator.emptyCache();
   }
+  hostView(s: Storage): HostArray {
+    return host(s, 'hostView').data;
+  }
 }

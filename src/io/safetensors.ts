@@ -24,8 +24,12 @@ export interface Checkpoint extends AsyncDisposable {
   metadata: Record<string, string>;
   /** The files opened, absolute. */
   readonly files: readonly string[];
-  /** Reads one tensor as f32 (F16/BF16 widened exactly, I64/I32 converted) into a fresh Float32Array. */
-  readF32(name: string): Promise<Float32Array>;
+  /**
+   * Reads one tensor as f32 (F16/BF16 widened exactly, I64/I32 converted) into `into` when given
+   * (exactly the tensor's size: a loader reads straight into parameter memory, no second copy), else
+   * into a fresh Float32Array.
+   */
+  readF32(name: string, into?: Float32Array): Promise<Float32Array>;
   /** Reads an I32 or I64 tensor (range-checked) into a fresh Int32Array. */
   readI32(name: string): Promise<Int32Array>;
   /** The tensor's bytes as stored (little-endian). */
@@ -99,17 +103,21 @@ export class SafetensorsFile implements Checkpoint {
     return out;
   }
 
-  async readF32(name: string): Promise<Float32Array> {
+  async readF32(name: string, into?: Float32Array): Promise<Float32Array> {
     const e = this.entry(name);
     const n = numel(e.shape);
-    const out = new Float32Array(n);
+    if (into && into.length !== n) {
+      throw new SafetensorsError(this.path, `destination holds ${into.length} values, the tensor ${n}`, name);
+    }
+    const out = into ?? new Float32Array(n);
+    const outBytes = new Uint8Array(out.buffer, out.byteOffset, n * 4);
     if (e.dtype === 'F32') {
-      await readFully(this.fh, this.path, new Uint8Array(out.buffer), e.byteOffset, name);
+      await readFully(this.fh, this.path, outBytes, e.byteOffset, name);
       return out;
     }
     if (e.dtype === 'I32') {
-      const tmp = new Int32Array(out.buffer); // same size: read in place, convert in place
-      await readFully(this.fh, this.path, new Uint8Array(out.buffer), e.byteOffset, name);
+      const tmp = new Int32Array(out.buffer, out.byteOffset, n); // same size: read in place, convert in place
+      await readFully(this.fh, this.path, outBytes, e.byteOffset, name);
       for (let i = 0; i < n; i++) out[i] = tmp[i]!;
       return out;
     }
@@ -118,7 +126,7 @@ export class SafetensorsFile implements Checkpoint {
         return this.i64Chunk(e, bytes, from, count, out, Number.isSafeInteger, 'outside +-2^53, not exact as a number');
       }
       const src = new Uint16Array(bytes.buffer, bytes.byteOffset, count);
-      const dst = new Uint32Array(out.buffer, from * 4, count);
+      const dst = new Uint32Array(out.buffer, out.byteOffset + from * 4, count);
       (e.dtype === 'F16' ? f16ToF32Bits : bf16ToF32Bits)(src, dst);
     });
     return out;
@@ -195,7 +203,7 @@ class ShardedCheckpoint implements Checkpoint {
     return s;
   }
 
-  readF32(name: string): Promise<Float32Array> { return this.shard(name).readF32(name); }
+  readF32(name: string, into?: Float32Array): Promise<Float32Array> { return this.shard(name).readF32(name, into); }
   readI32(name: string): Promise<Int32Array> { return this.shard(name).readI32(name); }
   readRaw(name: string): Promise<Uint8Array> { return this.shard(name).readRaw(name); }
 

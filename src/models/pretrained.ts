@@ -192,7 +192,10 @@ async function loadWeights(model: PretrainedModel, checkpoint: Checkpoint, dir: 
       const hint = model.headParameters.includes(name) ? ' (a head of another size: pass ignoreMismatchedSizes: true to initialise a new one)' : '';
       throw new Error(`${await fileOf(key)}: ${key} has shape ${shapeString(info.shape)}, expected ${shapeString(target.shape)}${hint}`);
     }
-    writeInto(target, await checkpoint.readF32(key));
+    // Host backends: read the file straight into the parameter (no second copy of the largest tensor).
+    const view = target.dtype === 'f32' ? target.backend.hostView?.(target.storage) : null;
+    if (view instanceof Float32Array) await checkpoint.readF32(key, view);
+    else writeInto(target, await checkpoint.readF32(key));
     loaded.add(name);
   }
   const missing = [...own.keys()].filter((k) => !loaded.has(k));
