@@ -133,20 +133,9 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
-/** torch.optim.AdamW (amsgrad off): decoupled weight decay p *= 1 - lr*wd, then the Adam update. */
-export class AdamW implements Optimizer {
-  readonly kind = 'adamw';
-  private readonly groups: Group[];
-  private readonly beta1: number;
-  private readonly beta2: number;
-  private readonly eps: number;
-  private readonly state = new Map<string, { m: Tensor; v: Tensor; step: number }>();
-
-  constructor(groups: readonly ParamGroup[], options: AdamWOptions = {}) {
-    this.groups = makeGroups(groups, options.lr ?? 1e-3, options.weightDecay ?? 0.01);
-    [this.beta1, this.beta2] = options.betas ?? [0.9, 0.999];
-    this.eps = options.eps ?? 1e-8;
-  }
+/** What every optimiser here shares: parameter groups whose learning rates a schedule scales. */
+abstract class GroupedOptimizer {
+  protected constructor(protected readonly groups: Group[]) {}
 
   setLrFactor(factor: number): void {
     for (const g of this.groups) g.lr = g.baseLr * factor;
@@ -158,6 +147,21 @@ export class AdamW implements Optimizer {
 
   params(): NamedTensor[] {
     return this.groups.flatMap((g) => g.params);
+  }
+}
+
+/** torch.optim.AdamW (amsgrad off): decoupled weight decay p *= 1 - lr*wd, then the Adam update. */
+export class AdamW extends GroupedOptimizer implements Optimizer {
+  readonly kind = 'adamw';
+  private readonly beta1: number;
+  private readonly beta2: number;
+  private readonly eps: number;
+  private readonly state = new Map<string, { m: Tensor; v: Tensor; step: number }>();
+
+  constructor(groups: readonly ParamGroup[], options: AdamWOptions = {}) {
+    super(makeGroups(groups, options.lr ?? 1e-3, options.weightDecay ?? 0.01));
+    [this.beta1, this.beta2] = options.betas ?? [0.9, 0.999];
+    this.eps = options.eps ?? 1e-8;
   }
 
   step(): void {
@@ -246,9 +250,8 @@ export interface SGDOptions {
  * torch.optim.SGD: d = g + wd*p; with momentum, buf = d on the first step, else
  * buf = momentum*buf + (1-dampening)*d; d = nesterov ? d + momentum*buf : buf; p -= lr*d.
  */
-export class SGD implements Optimizer {
+export class SGD extends GroupedOptimizer implements Optimizer {
   readonly kind = 'sgd';
-  private readonly groups: Group[];
   private readonly momentum: number;
   private readonly dampening: number;
   private readonly nesterov: boolean;
@@ -256,25 +259,13 @@ export class SGD implements Optimizer {
   private readonly steps = new Map<string, number>();
 
   constructor(groups: readonly ParamGroup[], options: SGDOptions = {}) {
-    this.groups = makeGroups(groups, options.lr ?? 1e-3, options.weightDecay ?? 0);
+    super(makeGroups(groups, options.lr ?? 1e-3, options.weightDecay ?? 0));
     this.momentum = options.momentum ?? 0;
     this.dampening = options.dampening ?? 0;
     this.nesterov = options.nesterov ?? false;
     if (this.nesterov && (this.momentum <= 0 || this.dampening !== 0)) {
       throw new Error('SGD: nesterov needs momentum > 0 and dampening 0 (as in torch)');
     }
-  }
-
-  setLrFactor(factor: number): void {
-    for (const g of this.groups) g.lr = g.baseLr * factor;
-  }
-
-  lrs(): number[] {
-    return this.groups.map((g) => g.lr);
-  }
-
-  params(): NamedTensor[] {
-    return this.groups.flatMap((g) => g.params);
   }
 
   step(): void {
