@@ -3,25 +3,11 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { demoCorpus, demoLabelled } from '../src/cli/demo_data.js';
-
-const LOOM = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'loom.js');
-
-function loom(...args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [LOOM, ...args], { encoding: 'utf8', env: { ...process.env, LOOM_NUM_THREADS: '2' } });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
-
-function ok(...args: string[]): string {
-  const r = loom(...args);
-  assert.equal(r.code, 0, `loom ${args.join(' ')} failed:\n${r.stderr}`);
-  return r.stdout;
-}
+import { jsonl, loom, ok } from './cli_helpers.js';
 
 describe('loom CLI end to end', () => {
   let dir = '';
@@ -29,7 +15,6 @@ describe('loom CLI end to end', () => {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'loom-cli-'));
     writeFileSync(p('corpus.txt'), demoCorpus(300));
-    const jsonl = (rows: object[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
     writeFileSync(p('train.jsonl'), jsonl(demoLabelled(60, 0, 1)));
     writeFileSync(p('test.jsonl'), jsonl(demoLabelled(30, 0, 2)));
     writeFileSync(p('model.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_inner: 64, n_positions: 64 }));

@@ -12,7 +12,7 @@ import { openCheckpoint } from '../io/safetensors.js';
 import type { PretrainedModel, Task } from '../models/model.js';
 import type { LoomTokenizer } from '../io/tokenizer.js';
 import type { ChatMessage } from '../io/chat_template.js';
-import { TaskError, exists, publishModel, readRows, requireModelDir, tokenizerFor } from '../tasks/common.js';
+import { TaskError, exists, maxPositions, publishModel, readRows, requireModelDir, tokenizerFor } from '../tasks/common.js';
 import { evaluate, loadModel, predict, type EvalTask } from '../tasks/inference.js';
 import { say, type Command, type Flags } from './train_commands.js';
 import type { FlagSpec } from './args.js';
@@ -176,6 +176,7 @@ const chatCmd: Command = {
     try {
       const end = ['<|im_end|>', '</s>', '<|eot_id|>'].map((t) => tokenizer.tokenToId(t)).filter((x): x is number => x !== undefined);
       const options = sampling(f, model, end);
+      const limit = maxPositions(model);
       const history: ChatMessage[] = typeof f.system === 'string' ? [{ role: 'system', content: f.system }] : [];
       const tty = process.stdin.isTTY === true;
       const rl = createInterface({ input: process.stdin, terminal: tty });
@@ -184,9 +185,16 @@ const chatCmd: Command = {
         if (line.trim() === '/exit') break;
         if (!line.trim()) continue;
         history.push({ role: 'user', content: line });
-        const text = tokenizer.applyChatTemplate(history, { addGenerationPrompt: true });
-        const ids = Array.from(await tokenizer.encode(text, { addSpecialTokens: false }));
-        const r = await streamText(model, tokenizer, ids, options, (s) => void process.stdout.write(s));
+        const encode = async (): Promise<number[]> => Array.from(await tokenizer.encode(tokenizer.applyChatTemplate(history, { addGenerationPrompt: true }), { addSpecialTokens: false }));
+        let ids = await encode();
+        // Keep the conversation within the model's positions: drop the oldest exchanges (not the system message).
+        const first = typeof f.system === 'string' ? 1 : 0;
+        while (ids.length + options.maxNewTokens! > limit && history.length > first + 1) {
+          history.splice(first, 2);
+          ids = await encode();
+        }
+        if (ids.length >= limit) throw new TaskError(`the message (${ids.length} tokens with the chat template) does not fit the model's ${limit} positions`);
+        const r = await streamText(model, tokenizer, ids, { ...options, maxNewTokens: Math.min(options.maxNewTokens!, limit - ids.length) }, (s) => void process.stdout.write(s));
         process.stdout.write('\n');
         history.push({ role: 'assistant', content: r.text.trim() });
         if (tty) process.stderr.write('> ');

@@ -78,6 +78,8 @@ export interface Encoded {
   batches: Batch[];
   examples: number;
   truncated: number;
+  /** Records left out (chat: the first assistant turn does not fit in seqLen). */
+  dropped: number;
 }
 
 /** Tokenizes and collates records into padded batches (in the order given). */
@@ -87,14 +89,14 @@ export async function encodeTask(tokenizer: LoomTokenizer, r: TaskRecords, label
   if (r.task === 'classify') {
     const enc = await encodeClassification(tokenizer, r.records, { labels: labels!, maxLength: o.seqLen });
     const ex = reorder(enc.examples);
-    return { batches: batchesOf(ex, o.batchSize).map((b) => collateClassification(b, pad)), examples: ex.length, truncated: enc.truncated };
+    return { batches: batchesOf(ex, o.batchSize).map((b) => collateClassification(b, pad)), examples: ex.length, truncated: enc.truncated, dropped: enc.dropped };
   }
   if (r.task === 'ner') {
     const enc = await encodeTokenClassification(tokenizer, r.records, { labels: labels!, maxLength: o.seqLen });
     const ex = reorder(enc.examples);
-    return { batches: batchesOf(ex, o.batchSize).map((b) => collateTokenClassification(b, pad)), examples: ex.length, truncated: enc.truncated };
+    return { batches: batchesOf(ex, o.batchSize).map((b) => collateTokenClassification(b, pad)), examples: ex.length, truncated: enc.truncated, dropped: enc.dropped };
   }
   const enc = await encodeChat(tokenizer, r.records, { maxLength: o.seqLen, onOverflow: 'drop' });
   const ex = reorder(enc.examples);
-  return { batches: batchesOf(ex, o.batchSize).map((b) => collateChat(b, pad)), examples: ex.length, truncated: enc.truncated };
+  return { batches: batchesOf(ex, o.batchSize).map((b) => collateChat(b, pad)), examples: ex.length, truncated: enc.truncated, dropped: enc.dropped };
 }

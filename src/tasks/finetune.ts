@@ -87,6 +87,12 @@ export async function finetune(o: FinetuneOptions): Promise<RunResult> {
     const evalSet = evalRecords ? await encodeTask(tokenizer, evalRecords, labels, { seqLen, batchSize }) : null;
     if (train.examples === 0) throw new TaskError(`${o.train}: no usable examples`);
     say(`${o.task}: ${train.examples} training examples${evalSet ? `, ${evalSet.examples} evaluation examples` : ''}${labels ? `, labels ${labels.names.join(' ')}` : ''}`);
+    const cut = (e: { truncated: number; dropped: number }, file: string): void => {
+      if (e.dropped) say(`${file}: ${e.dropped} examples left out (the first reply does not fit in --seq-len ${seqLen})`);
+      if (e.truncated) say(`${file}: ${e.truncated} examples truncated to --seq-len ${seqLen}`);
+    };
+    cut(train, o.train);
+    if (evalSet) cut(evalSet, o.eval!);
 
     let trainable: TrainableModel = model;
     if (o.lora) {
