@@ -8,3 +8,5 @@ export { VERSION } from './version.js';
 export * from './nn/index.js';
 export * from './models/index.js';
 export * from './train/index.js';
+export * from './io/index.js';
+export * from './data/index.js';
