@@ -49,6 +49,7 @@ const CHECKS: Check[] = [
   { name: 'logSoftmax', inputs: [{ shape: [3, 6] }], fn: ([a]) => L.logSoftmax(a!) },
   { name: 'matmul', inputs: [{ shape: [2, 3, 4] }, { shape: [4, 5] }], fn: ([a, b]) => L.matmul(a!, b!) },
   { name: 'matmul transA transB', inputs: [{ shape: [2, 4, 3] }, { shape: [2, 5, 4] }], fn: ([a, b]) => L.matmul(a!, b!, { transA: true, transB: true }) },
+  { name: 'matmul shared 2-D weight transB', inputs: [{ shape: [2, 3, 4] }, { shape: [5, 4] }], fn: ([a, b]) => L.matmul(a!, b!, { transB: true }) },
   { name: 'matmul batch broadcast', inputs: [{ shape: [3, 4] }, { shape: [2, 4, 2] }], fn: ([a, b]) => L.matmul(a!, b!) },
   { name: 'linear', inputs: [{ shape: [2, 3, 4] }, { shape: [5, 4] }, { shape: [5] }], fn: ([x, w, b]) => L.linear(x!, w!, b!) },
   { name: 'layerNorm', inputs: [{ shape: [3, 8] }, { shape: [8] }, { shape: [8] }], fn: ([x, w, b]) => L.layerNorm(x!, w!, b!) },

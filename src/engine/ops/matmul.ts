@@ -90,6 +90,23 @@ function reduceBatch(g: Tensor, shape: readonly number[]): Tensor {
   return r;
 }
 
+/**
+ * Gradient of a 2-D b shared by every batch item of a (a GPT-2 Conv1D weight, x [B, T, K] @ W [K, N]):
+ * one GEMM over all B*T rows instead of a per-item product and a sum over the batch.
+ */
+function sharedWeightGrad(backend: Backend, a: Tensor, dc: Tensor, transB: boolean): Tensor {
+  const k = a.shape[a.rank - 1]!;
+  const n = dc.shape[dc.rank - 1]!;
+  const rows = a.size / Math.max(1, k);
+  const common = { batch: 1, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0, transA: true, transB: false };
+  // dB [K, N] = A^T dC, or dB [N, K] = dC^T A when b is stored transposed; rows is the inner size.
+  const out = empty(transB ? [n, k] : [k, n], 'f32', backend);
+  if (rows === 0) backend.fill(out.storage, 0);
+  else if (transB) backend.gemm(dc.storage, a.storage, out.storage, { ...common, m: n, n: k, k: rows });
+  else backend.gemm(a.storage, dc.storage, out.storage, { ...common, m: k, n, k: rows });
+  return out;
+}
+
 /** Batched matrix product of the last two axes, batch axes broadcast (torch.matmul for rank >= 2). */
 export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
   const transA = options.transA ?? false;
@@ -103,7 +120,7 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   return record(out, 'matmul', [a, b], [a, b], (dc, [sa, sb]) => {
     // C = op(A) op(B); see docs/ARCHITECTURE.md for the four transpose cases.
     const da = transA ? gemmRaw(backend, sb!, dc, transB, true) : gemmRaw(backend, dc, sb!, false, !transB);
-    const db = transB ? gemmRaw(backend, dc, sa!, true, transA) : gemmRaw(backend, sa!, dc, !transA, false);
+    const db = bShape.length === 2 && !transA ? sharedWeightGrad(backend, sa!, dc, transB) : transB ? gemmRaw(backend, dc, sa!, true, transA) : gemmRaw(backend, sa!, dc, !transA, false);
     return [reduceBatch(da, aShape), reduceBatch(db, bShape)];
   });
 }
