@@ -3,6 +3,7 @@
 
 import { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
+import { scope } from '../engine/engine.js';
 import { zeros } from '../engine/create.js';
 import { add, attention, embedding, linear, permute, reshape, slice, tanh } from '../engine/ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
@@ -124,7 +125,8 @@ class BertEncoder extends Module {
     this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: config.num_hidden_layers }, () => new BertLayer(config))));
   }
   forward(x: Tensor, mask: Tensor | null): Tensor {
-    for (const l of this.layer.items) x = l.forward(x, mask);
+    // One scope per layer: its intermediates go as soon as it returns (autograd keeps what it saved).
+    for (const l of this.layer.items) x = scope(() => l.forward(x, mask));
     return x;
   }
 }

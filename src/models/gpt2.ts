@@ -3,6 +3,7 @@
 
 import { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
+import { scope } from '../engine/engine.js';
 import { add, attention, embedding, linear, permute, reshape, slice } from '../engine/ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Conv1D, Dropout, Embedding, LayerNorm, Linear, type LinearBase } from '../nn/layers.js';
@@ -117,7 +118,8 @@ export class GPT2Model extends Module {
     const positions = inputs.positionIds ?? defaultPositions(t, past);
     // [B, T, C] + [T, C] (or [B, T, C] for per-sequence positions)
     let x = this.drop.forward(add(this.wte.forward(inputs.inputIds), embedding(positions, this.wpe.weight)));
-    for (const block of this.h.items) x = block.forward(x, inputs.attentionMask ?? null, cache);
+    // One scope per block: its intermediates go as soon as it returns (autograd keeps what it saved).
+    for (const block of this.h.items) x = scope(() => block.forward(x, inputs.attentionMask ?? null, cache));
     return this.ln_f.forward(x);
   }
 }

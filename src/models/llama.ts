@@ -3,6 +3,7 @@
 
 import { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
+import { scope } from '../engine/engine.js';
 import { add, attention, linear, mul, permute, reshape, rope, ropeInvFreq, silu, slice } from '../engine/ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { Dropout, Embedding, Linear, RMSNorm, type LinearBase } from '../nn/layers.js';
@@ -144,7 +145,8 @@ export class LlamaModel extends Module {
     const pos = inputs.positionIds ? Array.from(inputs.positionIds.dataSync()) : Array.from({ length: t }, (_, i) => past + i);
     const invFreq = llamaInvFreq(c, pos.reduce((m, p) => Math.max(m, p + 1), past + t));
     let x = this.embed_tokens.forward(inputs.inputIds);
-    for (const layer of this.layers.items) x = layer.forward(x, inputs.attentionMask ?? null, pos, invFreq, cache);
+    // One scope per layer: its intermediates go as soon as it returns (autograd keeps what it saved).
+    for (const layer of this.layers.items) x = scope(() => layer.forward(x, inputs.attentionMask ?? null, pos, invFreq, cache));
     return this.norm.forward(x);
   }
 }
