@@ -54,7 +54,6 @@ function gemmRaw(backend: Backend, a: Tensor, b: Tensor, transA: boolean, transB
     backend.gemm(a.storage, b.storage, out.storage, {
       batch: 1, m: aBatch * m, n, k, transA: false, transB, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0,
     });
-    if (aBatch !== batch) fail('matmul', 'internal: batch mismatch');
     return out;
   }
   // Each side is either one matrix (stride 0) or a full batch; partial broadcasts are materialised.
@@ -151,15 +150,15 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const xShape = x.shape;
   return record(out, 'linear', inputs, [x, weight], (dy, [sx, sw]) => {
-    const noT = { batch: 1, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 };
     // dx [rows, in] = dy [rows, out] W [out, in]
     const dx = empty(xShape, 'f32', backend);
-    // dW [out, in] = dy^T [out, rows] x [rows, in]
-    const dw = empty([outF, inF], 'f32', backend);
     if (rows > 0) {
-      backend.gemm(dy.storage, sw!.storage, dx.storage, { ...noT, m: rows, n: inF, k: outF, transA: false, transB: false });
-      backend.gemm(dy.storage, sx!.storage, dw.storage, { ...noT, m: outF, n: inF, k: rows, transA: true, transB: false });
-    } else backend.fill(dw.storage, 0);
+      backend.gemm(dy.storage, sw!.storage, dx.storage, {
+        batch: 1, m: rows, n: inF, k: outF, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0,
+      });
+    }
+    // dW [out, in] = dy^T x: the weight is shared by every row, as in matmul with a 2-D b stored transposed.
+    const dw = sharedWeightGrad(backend, sx!, dy, true);
     if (!bias) return [dx, dw];
     const db = empty([outF], 'f32', backend);
     backend.reduce('sum', dy.storage, 1, rows, outF, db.storage);
