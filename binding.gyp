@@ -10,6 +10,7 @@
         'native/threads.cc',
         'native/dispatch.cc',
         'native/gemm.cc',
+        'native/gemm_bf16.cc',
         'native/copy.cc',
         'native/embedding.cc',
         'native/rope.cc',

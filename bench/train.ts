@@ -28,13 +28,14 @@ export interface TrainArgs {
   seed: number;
   lr: number;
   profile: boolean;
+  gradCkpt: boolean;
 }
 
 const USAGE = `usage: npm run bench -- train --model gpt|bert|llama --size tiny|small|gpt2-124m|bert-base|smollm2-135m
-  [--batch B] [--seq T] [--steps N] [--warmup N] [--threads K] [--infer] [--tie-head] [--seed S] [--profile]`;
+  [--batch B] [--seq T] [--steps N] [--warmup N] [--threads K] [--infer] [--tie-head] [--seed S] [--profile] [--grad-ckpt]`;
 
 export function parseTrainArgs(argv: string[]): TrainArgs {
-  const a: TrainArgs = { model: 'gpt', size: 'tiny', batch: 8, seq: 128, steps: 10, warmup: 2, threads: 2, infer: false, tieHead: false, seed: 0, lr: 3e-4, profile: false };
+  const a: TrainArgs = { model: 'gpt', size: 'tiny', batch: 8, seq: 128, steps: 10, warmup: 2, threads: 2, infer: false, tieHead: false, seed: 0, lr: 3e-4, profile: false, gradCkpt: false };
   const num = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) usage(`${name} must be an integer >= ${min}, got ${v}`);
@@ -64,6 +65,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
       case '--infer': a.infer = true; break;
       case '--tie-head': a.tieHead = true; break;
       case '--profile': a.profile = true; break;
+      case '--grad-ckpt': a.gradCkpt = true; break;
       default: usage(`unknown flag ${f}`);
     }
   }
@@ -178,6 +180,7 @@ export function runTrainBench(a: TrainArgs): Record<string, unknown> {
     }
   } else {
     model.train();
+    model.setGradientCheckpointing(a.gradCkpt);
     const params = model.namedParameters();
     const opt = new L.AdamW(L.defaultParamGroups(params, { weightDecay: 0.1 }), { lr: a.lr, betas: [0.9, 0.95], eps: 1e-8 });
     for (let i = 0; i < total; i++) {
@@ -227,6 +230,7 @@ export function runTrainBench(a: TrainArgs): Record<string, unknown> {
     batch: B,
     seq: T,
     tokens_per_step: B * T,
+    gradient_checkpointing: a.gradCkpt,
     dtype: 'float32',
     warmup: a.warmup,
     steps_timed: times.length,

@@ -34,6 +34,7 @@ Napi::Value SetGemm(const Info& info) {
   return info.Env().Undefined();
 }
 Napi::Value GemmImpl(const Info& info) { return Napi::String::New(info.Env(), gemm_impl()); }
+Napi::Value Bf16GemmNative(const Info& info) { return Napi::Boolean::New(info.Env(), bf16_gemm_native()); }
 Napi::Value HasBlas(const Info& info) { return Napi::Boolean::New(info.Env(), has_blas()); }
 Napi::Value BlasInfo(const Info& info) { return Napi::String::New(info.Env(), blas_info()); }
 Napi::Value DropoutUniform(const Info& info) {
@@ -261,7 +262,7 @@ Napi::Value MaxBackward(const Info& info) {
   return info.Env().Undefined();
 }
 
-// gemm(a, b, c, bias|null, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta)
+// gemm(a, b, c, bias|null, batch, m, n, k, transA, transB, strideA, strideB, strideC, alpha, beta[, bf16])
 Napi::Value Gemm(const Info& info) {
   Args a{info, "gemm"};
   GemmCall g;
@@ -277,6 +278,7 @@ Napi::Value Gemm(const Info& info) {
   g.stride_c = a.size(12, "strideC");
   g.alpha = static_cast<float>(a.num(13, "alpha"));
   g.beta = static_cast<float>(a.num(14, "beta"));
+  g.bf16 = info.Length() > 15 && a.flag(15, "bf16");
   if (g.batch > 0 && g.m > 0 && g.n > 0) {
     size_t last = g.batch - 1;
     if (g.k > 0) {
@@ -357,6 +359,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   add("bestIsa", BestIsa);
   add("setGemm", SetGemm);
   add("gemmImpl", GemmImpl);
+  add("bf16GemmNative", Bf16GemmNative);
   add("hasBlas", HasBlas);
   add("blasInfo", BlasInfo);
   add("dropoutUniform", DropoutUniform);

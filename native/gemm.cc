@@ -132,6 +132,7 @@ void gemm(const GemmCall& g) {
     for (size_t i = 0; i < g.batch; i++) scale_c(g.c + i * g.stride_c, g.m, g.n, g.beta, g.bias);
     return;
   }
+  if (g.bf16) return gemm_bf16(g);
 #if LOOM_HAVE_BLAS
   if (g_use_blas) return gemm_blas(g);
 #endif

@@ -24,6 +24,7 @@ struct GemmCall {
   bool trans_a, trans_b;
   size_t stride_a, stride_b, stride_c;
   float alpha, beta;
+  bool bf16 = false;  // A and B rounded to bf16, products summed in fp32 (gemm_bf16.cc)
 };
 
 struct AttnCall {
@@ -105,6 +106,11 @@ const char* gemm_impl();
 void set_gemm_impl(const char* name);
 const char* blas_info();
 void gemm(const GemmCall& g);
+
+// ---- gemm_bf16.cc: mixed precision (bf16 operands, fp32 sums) ----
+/** True when the bf16 GEMM runs VDPBF16PS (an AVX512_BF16 CPU at the avx512 level), else it is emulated. */
+bool bf16_gemm_native();
+void gemm_bf16(const GemmCall& g);
 
 // ---- copy.cc ----
 void fill_f32(float* out, size_t n, float value);

@@ -457,6 +457,43 @@ for (const isa of isas) {
   }
 }
 
+// ---------- bf16 (mixed-precision) gemm: operands rounded to bf16, sums in fp32 ----------
+
+function bf16Round(x: Float32Array): Float32Array {
+  const u = new Uint32Array(Float32Array.from(x).buffer);
+  for (let i = 0; i < u.length; i++) u[i] = (((u[i]! + 0x7fff + ((u[i]! >>> 16) & 1)) >>> 16) << 16) >>> 0;
+  return new Float32Array(u.buffer);
+}
+
+for (const isa of isas) {
+  test(`gemm bf16 isa=${isa}: equals the fp32 product of bf16-rounded operands (every layout, blocks, bias)`, { skip }, () => {
+    const be = cpu!;
+    be.setIsa(isa);
+    let count = 0;
+    for (const [m, n, k] of [[1, 1, 1], [7, 65, 33], [65, 129, 300], [13, 64, 1031], [301, 700, 530]] as const)
+      for (const transA of [false, true])
+        for (const transB of [false, true]) {
+          const batch = count % 3 === 0 ? 2 : 1;
+          const g: GemmArgs = { batch, m, n, k, transA, transB, strideA: m * k, strideB: count % 2 ? 0 : k * n, strideC: m * n, alpha: count % 5 === 0 ? 0.5 : 1, beta: count % 3 === 1 ? 1.5 : 0, bf16: true };
+          const a = rand(batch * m * k), b = rand(g.strideB === 0 ? k * n : batch * k * n), c0 = rand(batch * m * n);
+          const bias = count % 4 === 1 ? rand(n) : undefined;
+          const cs = put(be, c0);
+          be.gemm(put(be, a), put(be, b), cs, g, bias ? put(be, bias) : undefined);
+          const got = get(be, cs);
+          const what = `bf16 gemm ${m}x${n}x${k} tA=${transA} tB=${transB} batch=${batch}`;
+          close(got, gemmRef(bf16Round(a), bf16Round(b), c0, g, bias), what, 1e-5, 5e-6);
+          // Not the fp32 product: rounding the operands changes the result at bf16's precision.
+          if (k >= 33) {
+            const exact = gemmRef(a, b, c0, g, bias);
+            let diff = 0;
+            for (let i = 0; i < got.length; i++) diff = Math.max(diff, Math.abs(got[i]! - exact[i]!));
+            assert.ok(diff > 1e-4, `${what}: equals the fp32 product (max diff ${diff})`);
+          }
+          count++;
+        }
+  });
+}
+
 // ---------- whole-backend checks ----------
 
 describe('cpu backend: determinism, data movement, errors', { skip }, () => {

@@ -52,6 +52,7 @@ const CHECKS: Check[] = [
   { name: 'matmul shared 2-D weight transB', inputs: [{ shape: [2, 3, 4] }, { shape: [5, 4] }], fn: ([a, b]) => L.matmul(a!, b!, { transB: true }) },
   { name: 'matmul batch broadcast', inputs: [{ shape: [3, 4] }, { shape: [2, 4, 2] }], fn: ([a, b]) => L.matmul(a!, b!) },
   { name: 'linear', inputs: [{ shape: [2, 3, 4] }, { shape: [5, 4] }, { shape: [5] }], fn: ([x, w, b]) => L.linear(x!, w!, b!) },
+  { name: 'linear in-out weight (Conv1D)', inputs: [{ shape: [2, 3, 4] }, { shape: [4, 5] }, { shape: [5] }], fn: ([x, w, b]) => L.linear(x!, w!, b!, { weightLayout: 'in-out' }) },
   { name: 'layerNorm', inputs: [{ shape: [3, 8] }, { shape: [8] }, { shape: [8] }], fn: ([x, w, b]) => L.layerNorm(x!, w!, b!) },
   { name: 'rmsNorm', inputs: [{ shape: [3, 8] }, { shape: [8] }], fn: ([x, w]) => L.rmsNorm(x!, w!) },
   { name: 'embedding', inputs: [{ shape: [5, 3] }], fn: ([t]) => L.embedding(ids([4, 0, 4, 2], [2, 2]), t!) },

@@ -35,6 +35,8 @@ export interface MemoryInfo {
   liveCount: number;
   /** Bytes kept by the caching allocator for reuse (freed by emptyCache). */
   cachedBytes: number;
+  /** Highest liveBytes since the backend was created or resetPeakMemory() (torch's max_memory_allocated). */
+  peakLiveBytes: number;
 }
 
 export type UnaryOp =
@@ -72,6 +74,11 @@ export interface GemmArgs {
   /** C = alpha * op(A) op(B) + beta * C (+ bias). beta = 0 ignores the old C entirely (NaN included). */
   alpha: number;
   beta: number;
+  /**
+   * Mixed precision: A and B rounded to bf16 (nearest even) and the products summed in fp32, as a
+   * bf16 autocast matmul. C, alpha, beta and bias stay fp32. Default false (plain fp32).
+   */
+  bf16?: boolean;
 }
 
 export interface AttentionArgs {
@@ -115,6 +122,8 @@ export interface Backend {
   memory(): MemoryInfo;
   /** Releases cached (not live) buffers. */
   emptyCache(): void;
+  /** Restarts peakLiveBytes from the current live bytes. */
+  resetPeakMemory(): void;
   /**
    * The storage's own memory as a writable host array, for backends whose storages live on the host
    * (a checkpoint loader reads files straight into it); absent or null on device backends.

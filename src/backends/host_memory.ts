@@ -52,6 +52,8 @@ export class HostAllocator {
   private readonly cache = new Map<number, ArrayBuffer[]>();
   private live = 0;
   private peakLive = 0;
+  /** Peak since resetPeak(); peakLive itself keeps sizing the cache. */
+  private peakSinceReset = 0;
   private liveCount = 0;
   private cached = 0;
 
@@ -67,6 +69,7 @@ export class HostAllocator {
     else buffer = new ArrayBuffer(bytes);
     this.live += bytes;
     this.peakLive = Math.max(this.peakLive, this.live);
+    this.peakSinceReset = Math.max(this.peakSinceReset, this.live);
     this.liveCount += 1;
     return new HostStorage(dtype, numel, buffer, viewOf(dtype, buffer, numel));
   }
@@ -98,7 +101,11 @@ export class HostAllocator {
   }
 
   memory(): MemoryInfo {
-    return { liveBytes: this.live, liveCount: this.liveCount, cachedBytes: this.cached };
+    return { liveBytes: this.live, liveCount: this.liveCount, cachedBytes: this.cached, peakLiveBytes: this.peakSinceReset };
+  }
+
+  resetPeak(): void {
+    this.peakSinceReset = this.live;
   }
 
   emptyCache(): void {
@@ -162,6 +169,9 @@ export abstract class HostBackend {
   }
   emptyCache(): void {
     this.allocator.emptyCache();
+  }
+  resetPeakMemory(): void {
+    this.allocator.resetPeak();
   }
   hostView(s: Storage): HostArray {
     return host(s, 'hostView').data;

@@ -12,15 +12,23 @@ export class Scope {
   constructor(readonly parent: Scope | null) {}
 }
 
+/**
+ * Precision of matrix products (torch.set_float32_matmul_precision): 'fp32', or 'bf16' for mixed
+ * precision, where linear/matmul round their operands to bf16 and sum in fp32 (weights, gradients,
+ * optimiser state and every other op stay fp32).
+ */
+export type MatmulPrecision = 'fp32' | 'bf16';
+
 interface EngineState {
   backend: Backend | null;
+  matmulPrecision: MatmulPrecision;
   scope: Scope | null;
   gradEnabled: boolean;
   liveTensors: number;
   fallbackWarned: boolean;
 }
 
-const state: EngineState = { backend: null, scope: null, gradEnabled: true, liveTensors: 0, fallbackWarned: false };
+const state: EngineState = { backend: null, matmulPrecision: 'fp32', scope: null, gradEnabled: true, liveTensors: 0, fallbackWarned: false };
 
 export type BackendName = 'cpu' | 'reference';
 
@@ -73,6 +81,26 @@ export function noGrad<T>(fn: () => T): T {
   } finally {
     state.gradEnabled = prev;
   }
+}
+
+/** Runs fn with gradient recording on (recomputation inside a backward pass, which runs under noGrad). */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = state.gradEnabled;
+  state.gradEnabled = true;
+  try {
+    return fn();
+  } finally {
+    state.gradEnabled = prev;
+  }
+}
+
+export function getMatmulPrecision(): MatmulPrecision {
+  return state.matmulPrecision;
+}
+
+export function setMatmulPrecision(precision: MatmulPrecision): void {
+  if (precision !== 'fp32' && precision !== 'bf16') throw new Error(`setMatmulPrecision: expected 'fp32' or 'bf16', got ${String(precision)}`);
+  state.matmulPrecision = precision;
 }
 
 // ---- scopes ----

@@ -3,14 +3,13 @@
 
 import { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
-import { scope } from '../engine/engine.js';
 import { zeros } from '../engine/create.js';
 import { add, attention, embedding, linear, permute, reshape, slice, tanh } from '../engine/ops/index.js';
-import { Module, ModuleList } from '../nn/module.js';
+import { Module } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear, type LinearBase } from '../nn/layers.js';
 import { withoutInit } from '../nn/init.js';
 import { numLabels, type BertConfig } from './config.js';
-import {
+import { BlockStack,
   PretrainedModel, activation, checkInputs, zeroRow, defaultPositions, sequenceLoss, tokenLoss, type InitRule, type ModelInputs,
   type ModelOptions, type ModelOutput, type Task,
 } from './model.js';
@@ -119,15 +118,13 @@ class BertLayer extends Module {
 }
 
 class BertEncoder extends Module {
-  readonly layer: ModuleList<BertLayer>;
+  readonly layer: BlockStack<BertLayer>;
   constructor(config: BertConfig) {
     super();
-    this.layer = this.registerModule('layer', new ModuleList(Array.from({ length: config.num_hidden_layers }, () => new BertLayer(config))));
+    this.layer = this.registerModule('layer', new BlockStack(Array.from({ length: config.num_hidden_layers }, () => new BertLayer(config))));
   }
   forward(x: Tensor, mask: Tensor | null): Tensor {
-    // One scope per layer: its intermediates go as soon as it returns (autograd keeps what it saved).
-    for (const l of this.layer.items) x = scope(() => l.forward(x, mask));
-    return x;
+    return this.layer.run(x, (l, h) => l.forward(h, mask));
   }
 }
 

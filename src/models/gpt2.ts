@@ -3,14 +3,13 @@
 
 import { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
-import { scope } from '../engine/engine.js';
 import { add, attention, embedding, linear, permute, reshape, slice } from '../engine/ops/index.js';
-import { Module, ModuleList } from '../nn/module.js';
+import { Module } from '../nn/module.js';
 import { Conv1D, Dropout, Embedding, LayerNorm, Linear, type LinearBase } from '../nn/layers.js';
 import { withoutInit } from '../nn/init.js';
 import type { GPT2Config } from './config.js';
 import { numLabels } from './config.js';
-import {
+import { BlockStack,
   KVCache, PretrainedModel, activation, causalLmLoss, checkInputs, defaultPositions, gatherPositions, lastTokenPositions,
   sequenceLoss, tokenLoss, type InitRule, type ModelInputs, type ModelOptions, type ModelOutput, type Task,
 } from './model.js';
@@ -96,7 +95,7 @@ export class GPT2Model extends Module {
   readonly wte: Embedding;
   readonly wpe: Embedding;
   readonly drop: Dropout;
-  readonly h: ModuleList<GPT2Block>;
+  readonly h: BlockStack<GPT2Block>;
   readonly ln_f: LayerNorm;
 
   constructor(readonly config: GPT2Config) {
@@ -104,7 +103,7 @@ export class GPT2Model extends Module {
     this.wte = this.registerModule('wte', new Embedding(config.vocab_size, config.n_embd));
     this.wpe = this.registerModule('wpe', new Embedding(config.n_positions, config.n_embd));
     this.drop = this.registerModule('drop', new Dropout(config.embd_pdrop));
-    this.h = this.registerModule('h', new ModuleList(Array.from({ length: config.n_layer }, (_, i) => new GPT2Block(config, i))));
+    this.h = this.registerModule('h', new BlockStack(Array.from({ length: config.n_layer }, (_, i) => new GPT2Block(config, i))));
     this.ln_f = this.registerModule('ln_f', new LayerNorm(config.n_embd, config.layer_norm_epsilon));
   }
 
@@ -118,8 +117,7 @@ export class GPT2Model extends Module {
     const positions = inputs.positionIds ?? defaultPositions(t, past);
     // [B, T, C] + [T, C] (or [B, T, C] for per-sequence positions)
     let x = this.drop.forward(add(this.wte.forward(inputs.inputIds), embedding(positions, this.wpe.weight)));
-    // One scope per block: its intermediates go as soon as it returns (autograd keeps what it saved).
-    for (const block of this.h.items) x = scope(() => block.forward(x, inputs.attentionMask ?? null, cache));
+    x = this.h.run(x, (block, h) => block.forward(h, inputs.attentionMask ?? null, cache));
     return this.ln_f.forward(x);
   }
 }

@@ -3,13 +3,12 @@
 
 import { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
-import { scope } from '../engine/engine.js';
 import { add, attention, linear, mul, permute, reshape, rope, ropeInvFreq, silu, slice } from '../engine/ops/index.js';
-import { Module, ModuleList } from '../nn/module.js';
+import { Module } from '../nn/module.js';
 import { Dropout, Embedding, Linear, RMSNorm, type LinearBase } from '../nn/layers.js';
 import { withoutInit } from '../nn/init.js';
 import { llamaHeadDim, numLabels, type LlamaConfig } from './config.js';
-import {
+import { BlockStack,
   KVCache, PretrainedModel, activation, zeroRow, causalLmLoss, checkInputs, gatherPositions, lastTokenPositions, sequenceLoss,
   tokenLoss, type InitRule, type ModelInputs, type ModelOptions, type ModelOutput, type Task,
 } from './model.js';
@@ -123,13 +122,13 @@ class LlamaDecoderLayer extends Module {
 /** The body (transformers' LlamaModel, `model.` in head checkpoints): hidden states [B, T, C]. */
 export class LlamaModel extends Module {
   readonly embed_tokens: Embedding;
-  readonly layers: ModuleList<LlamaDecoderLayer>;
+  readonly layers: BlockStack<LlamaDecoderLayer>;
   readonly norm: RMSNorm;
 
   constructor(readonly config: LlamaConfig) {
     super();
     this.embed_tokens = this.registerModule('embed_tokens', new Embedding(config.vocab_size, config.hidden_size));
-    this.layers = this.registerModule('layers', new ModuleList(Array.from({ length: config.num_hidden_layers }, (_, i) => new LlamaDecoderLayer(config, i))));
+    this.layers = this.registerModule('layers', new BlockStack(Array.from({ length: config.num_hidden_layers }, (_, i) => new LlamaDecoderLayer(config, i))));
     this.norm = this.registerModule('norm', new RMSNorm(config.hidden_size, config.rms_norm_eps));
   }
 
@@ -145,8 +144,7 @@ export class LlamaModel extends Module {
     const pos = inputs.positionIds ? Array.from(inputs.positionIds.dataSync()) : Array.from({ length: t }, (_, i) => past + i);
     const invFreq = llamaInvFreq(c, pos.reduce((m, p) => Math.max(m, p + 1), past + t));
     let x = this.embed_tokens.forward(inputs.inputIds);
-    // One scope per layer: its intermediates go as soon as it returns (autograd keeps what it saved).
-    for (const layer of this.layers.items) x = scope(() => layer.forward(x, inputs.attentionMask ?? null, pos, invFreq, cache));
+    x = this.layers.run(x, (layer, h) => layer.forward(h, inputs.attentionMask ?? null, pos, invFreq, cache));
     return this.norm.forward(x);
   }
 }

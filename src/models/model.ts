@@ -3,12 +3,14 @@
 
 import { Generator } from '../engine/random.js';
 import { Tensor, shapeString } from '../engine/tensor.js';
+import { scope } from '../engine/engine.js';
+import { checkpoint } from '../engine/checkpoint.js';
 import { tensor } from '../engine/create.js';
 import {
   add, addScalar, concat, crossEntropy, embedding, exp, log, mean, mul, neg, pow, relu, reshape, squeeze, sub,
   gelu, silu, tanh,
 } from '../engine/ops/index.js';
-import { Module } from '../nn/module.js';
+import { Module, ModuleList } from '../nn/module.js';
 import { initConstant, initNormal } from '../nn/init.js';
 import type { ModelConfig, ProblemType } from './config.js';
 import { numLabels } from './config.js';
@@ -70,6 +72,20 @@ export abstract class PretrainedModel extends Module {
   /** The initialisation rule of one parameter (by its dotted name). */
   protected abstract initRule(name: string, t: Tensor): InitRule;
 
+  /**
+   * Activation checkpointing per block (transformers' gradient_checkpointing_enable): in training,
+   * each block keeps only its input and recomputes its activations in backward, one extra block
+   * forward per step for activation memory of about one block instead of all of them.
+   */
+  setGradientCheckpointing(on = true): this {
+    for (const [, m] of this.namedModules()) if (m instanceof BlockStack) m.gradientCheckpointing = on;
+    return this;
+  }
+
+  get gradientCheckpointing(): boolean {
+    return this.namedModules().some(([, m]) => m instanceof BlockStack && m.gradientCheckpointing);
+  }
+
   /** Initialises the selected parameters (all by default) by the family's rules, seeded. */
   initWeights(generator: Generator = new Generator(0), select: (name: string) => boolean = () => true): void {
     for (const [name, t] of this.namedParameters()) {
@@ -86,6 +102,24 @@ export abstract class PretrainedModel extends Module {
    */
   save(dir: string, options: SaveOptions = {}): Promise<void> {
     return savePretrained(this, dir, options);
+  }
+}
+
+/**
+ * A body's list of transformer blocks (checkpoint name `h`, `layer` or `layers`), run one after the
+ * other. Each block runs in its own memory scope, so its intermediates go as soon as it returns
+ * (autograd keeps what it saved), or under activation checkpointing when that is on in training.
+ */
+export class BlockStack<M extends Module> extends ModuleList<M> {
+  gradientCheckpointing = false;
+
+  run(x: Tensor, forward: (block: M, x: Tensor) => Tensor): Tensor {
+    for (const block of this.items) {
+      const input = x;
+      if (this.gradientCheckpointing && block.training) x = checkpoint((h) => forward(block, h), [input], block.parameters());
+      else x = scope(() => forward(block, input));
+    }
+    return x;
   }
 }
 

@@ -4,7 +4,7 @@
 import { empty } from '../engine/tensor.js';
 import type { Tensor } from '../engine/tensor.js';
 import type { Generator } from '../engine/random.js';
-import { add, dropout, embedding, layerNorm, linear, matmul, rmsNorm } from '../engine/ops/index.js';
+import { dropout, embedding, layerNorm, linear, rmsNorm } from '../engine/ops/index.js';
 import { Module } from './module.js';
 import { initKaimingUniform, initNormal, initOnes, initZeros } from './init.js';
 
@@ -68,7 +68,7 @@ export class Conv1D extends LinearBase {
     initZeros(this.bias);
   }
   forward(x: Tensor): Tensor {
-    return add(matmul(x, this.weight), this.bias);
+    return linear(x, this.weight, this.bias, { weightLayout: 'in-out' });
   }
 }
 

@@ -21,6 +21,10 @@ export interface TrainFlags {
   epochs?: number;
   batchSize?: number;
   gradAccum?: number;
+  /** Mixed precision: bf16 matrix products, fp32 everything else (TrainerConfig.mixedPrecision). */
+  bf16?: boolean;
+  /** Activation checkpointing per block (PretrainedModel.setGradientCheckpointing). */
+  gradientCheckpointing?: boolean;
   /** Block length (pre-training) or truncation length (fine-tuning). */
   seqLen?: number;
   lr?: number;
@@ -61,6 +65,7 @@ export function trainerConfig(f: TrainFlags, out: string, defaults: { lr: number
     maxSteps: steps,
     epochs,
     gradientAccumulationSteps: f.gradAccum ?? 1,
+    mixedPrecision: f.bf16 ? 'bf16' : 'no',
     lr: f.lr ?? defaults.lr,
     warmupSteps: f.warmup,
     warmupRatio: f.warmup === undefined ? 0.05 : undefined,

@@ -78,6 +78,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunResult> {
   const head = HEAD_OF[o.task];
   const seed = o.seed ?? 42;
   const { model, newHead } = await loadForTask(o.model, head, labels, seed);
+  model.setGradientCheckpointing(o.gradientCheckpointing ?? false);
   try {
     if (newHead.length) say(`new weights initialised: ${newHead.slice(0, 4).join(', ')}${newHead.length > 4 ? ', ...' : ''}`);
     if (head === 'sequence-classification') ensurePadToken(model, tokenizer);

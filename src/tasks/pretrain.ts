@@ -122,6 +122,7 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
   const { model } = await loadPretrained(o.model, { task, warn: false }).catch((e: Error) => {
     throw new TaskError(`${o.model}: ${e.message}`);
   });
+  model.setGradientCheckpointing(o.gradientCheckpointing ?? false);
   try {
     if (model.config.vocab_size < tokenizer.vocabSize) {
       throw new TaskError(`${o.model}: vocab_size ${model.config.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize}`);

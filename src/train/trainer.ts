@@ -3,7 +3,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { noGrad, scope } from '../engine/engine.js';
+import { getMatmulPrecision, noGrad, scope, setMatmulPrecision } from '../engine/engine.js';
 import { defaultGenerator } from '../engine/random.js';
 import { scale } from '../engine/ops/elementwise.js';
 import { hashInts } from '../data/rng.js';
@@ -112,6 +112,8 @@ export class Trainer<M extends TrainableModel, B> {
     const params = optimizer.params();
     const started = { time: Date.now(), step: this.state.step, tokens: 0 };
     let stoppedBy: StopReason = 'maxSteps';
+    const precisionBefore = getMatmulPrecision();
+    setMatmulPrecision(c.mixedPrecision === 'bf16' ? 'bf16' : 'fp32');
     try {
       optimizer.zeroGrad();
       o.model.train();
@@ -183,6 +185,7 @@ export class Trainer<M extends TrainableModel, B> {
         }
       }
     } finally {
+      setMatmulPrecision(precisionBefore);
       if (c.handleSigint) process.off('SIGINT', onSigint);
       this.stopRequest = null; // a later train() call (more steps after a resume) starts fresh
       progress.done();

@@ -57,6 +57,10 @@ export class CpuBackend extends HostBackend implements Backend {
   gemmImpl(): GemmImpl {
     return this.native.gemmImpl() as GemmImpl;
   }
+  /** True when bf16 (mixed-precision) GEMMs run on AVX512_BF16 instructions; false: emulated in fp32. */
+  bf16GemmNative(): boolean {
+    return this.native.bf16GemmNative();
+  }
   hasBlas(): boolean {
     return this.native.hasBlas();
   }
@@ -143,6 +147,7 @@ export class CpuBackend extends HostBackend implements Backend {
       args.strideC,
       args.alpha,
       args.beta,
+      args.bf16 ?? false,
     );
   }
 

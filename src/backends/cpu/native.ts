@@ -64,7 +64,10 @@ export interface NativeAddon {
     strideC: number,
     alpha: number,
     beta: number,
+    bf16: boolean,
   ): void;
+  /** True when bf16 GEMMs run on AVX512_BF16 instructions (else they are emulated in fp32). */
+  bf16GemmNative(): boolean;
   sumSquares(xs: readonly F32[]): number;
   adamw(
     params: readonly F32[],

@@ -3,6 +3,13 @@
 
 import type { GemmArgs, Storage } from '../backend.js';
 import { dim, f32, host } from './common.js';
+import { bf16Bits, bf16Value } from '../bf16.js';
+
+function roundedToBf16(x: Float32Array): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = bf16Value(bf16Bits(x[i]!));
+  return out;
+}
 
 export function gemm(a: Storage, b: Storage, c: Storage, args: GemmArgs, bias?: Storage): void {
   const { transA, transB, alpha, beta } = args;
@@ -18,12 +25,15 @@ export function gemm(a: Storage, b: Storage, c: Storage, args: GemmArgs, bias?: 
     throw new Error(`gemm: strideC ${sC} < m*n = ${m * n}: output matrices of the batch would overlap`);
   }
   const last = batch - 1;
-  const as = f32(a, m * k === 0 ? 0 : last * sA + m * k, 'gemm A');
-  const bs = f32(b, k * n === 0 ? 0 : last * sB + k * n, 'gemm B');
+  const as0 = f32(a, m * k === 0 ? 0 : last * sA + m * k, 'gemm A');
+  const bs0 = f32(b, k * n === 0 ? 0 : last * sB + k * n, 'gemm B');
   const cs = f32(c, m * n === 0 ? 0 : last * sC + m * n, 'gemm C');
   const bv = bias ? f32(bias, n, 'gemm bias') : null;
   const hc = host(c, 'gemm C');
   if (hc === host(a, 'gemm A') || hc === host(b, 'gemm B')) throw new Error('gemm: C may not alias A or B');
+  // Mixed precision: the operands rounded to bf16; the sums below stay exact-ish (double).
+  const as = args.bf16 ? roundedToBf16(as0) : as0;
+  const bs = args.bf16 ? roundedToBf16(bs0) : bs0;
 
   // Element (i, p) of op(A) is A[i*ia + p*pa]; element (p, j) of op(B) is B[p*pb + j*jb].
   const ia = transA ? 1 : k;

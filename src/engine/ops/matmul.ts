@@ -3,6 +3,7 @@
 
 import type { Backend } from '../../backends/backend.js';
 import { record } from '../autograd.js';
+import { getMatmulPrecision } from '../engine.js';
 import { Tensor, empty, shapeSize, shapeString } from '../tensor.js';
 import { broadcastShapes, checkDType, commonBackend, fail } from './check.js';
 import { broadcastRaw, sumToRaw } from './reduce.js';
@@ -42,7 +43,7 @@ function plan(a: Tensor, b: Tensor, transA: boolean, transB: boolean): Plan {
 }
 
 /** Raw batched GEMM (no autograd): c = op(a) op(b), broadcasting batch axes. */
-function gemmRaw(backend: Backend, a: Tensor, b: Tensor, transA: boolean, transB: boolean): Tensor {
+function gemmRaw(backend: Backend, a: Tensor, b: Tensor, transA: boolean, transB: boolean, bf16: boolean): Tensor {
   const { batchShape, m, n, k } = plan(a, b, transA, transB);
   const batch = shapeSize(batchShape);
   const out = empty([...batchShape, m, n], 'f32', backend);
@@ -52,7 +53,7 @@ function gemmRaw(backend: Backend, a: Tensor, b: Tensor, transA: boolean, transB
   // b shared by every batch item and a not transposed: one GEMM with the batch folded into M.
   if (bBatch === 1 && !transA) {
     backend.gemm(a.storage, b.storage, out.storage, {
-      batch: 1, m: aBatch * m, n, k, transA: false, transB, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0,
+      batch: 1, m: aBatch * m, n, k, transA: false, transB, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0, bf16,
     });
     return out;
   }
@@ -66,7 +67,7 @@ function gemmRaw(backend: Backend, a: Tensor, b: Tensor, transA: boolean, transB
   const [ea, sa] = expand(a, aBatch);
   const [eb, sb] = expand(b, bBatch);
   backend.gemm(ea.storage, eb.storage, out.storage, {
-    batch, m, n, k, transA, transB, strideA: sa, strideB: sb, strideC: m * n, alpha: 1, beta: 0,
+    batch, m, n, k, transA, transB, strideA: sa, strideB: sb, strideC: m * n, alpha: 1, beta: 0, bf16,
   });
   if (ea !== a) ea.dispose();
   if (eb !== b) eb.dispose();
@@ -93,11 +94,11 @@ function reduceBatch(g: Tensor, shape: readonly number[]): Tensor {
  * Gradient of a 2-D b shared by every batch item of a (a GPT-2 Conv1D weight, x [B, T, K] @ W [K, N]):
  * one GEMM over all B*T rows instead of a per-item product and a sum over the batch.
  */
-function sharedWeightGrad(backend: Backend, a: Tensor, dc: Tensor, transB: boolean): Tensor {
+function sharedWeightGrad(backend: Backend, a: Tensor, dc: Tensor, transB: boolean, bf16: boolean): Tensor {
   const k = a.shape[a.rank - 1]!;
   const n = dc.shape[dc.rank - 1]!;
   const rows = a.size / Math.max(1, k);
-  const common = { batch: 1, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0, transA: true, transB: false };
+  const common = { batch: 1, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0, transA: true, transB: false, bf16 };
   // dB [K, N] = A^T dC, or dB [N, K] = dC^T A when b is stored transposed; rows is the inner size.
   const out = empty(transB ? [n, k] : [k, n], 'f32', backend);
   if (rows === 0) backend.fill(out.storage, 0);
@@ -113,52 +114,69 @@ export function matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tenso
   checkDType('matmul', 'a', a, 'f32');
   checkDType('matmul', 'b', b, 'f32');
   const backend = commonBackend('matmul', a, b);
-  const out = gemmRaw(backend, a, b, transA, transB);
+  const bf16 = getMatmulPrecision() === 'bf16';
+  const out = gemmRaw(backend, a, b, transA, transB, bf16);
   const aShape = a.shape;
   const bShape = b.shape;
   return record(out, 'matmul', [a, b], [a, b], (dc, [sa, sb]) => {
     // C = op(A) op(B); see docs/ARCHITECTURE.md for the four transpose cases.
-    const da = transA ? gemmRaw(backend, sb!, dc, transB, true) : gemmRaw(backend, dc, sb!, false, !transB);
-    const db = bShape.length === 2 && !transA ? sharedWeightGrad(backend, sa!, dc, transB) : transB ? gemmRaw(backend, dc, sa!, true, transA) : gemmRaw(backend, sa!, dc, !transA, false);
+    const da = transA ? gemmRaw(backend, sb!, dc, transB, true, bf16) : gemmRaw(backend, dc, sb!, false, !transB, bf16);
+    const db = bShape.length === 2 && !transA
+      ? sharedWeightGrad(backend, sa!, dc, transB, bf16)
+      : transB ? gemmRaw(backend, dc, sa!, true, transA, bf16) : gemmRaw(backend, sa!, dc, !transA, false, bf16);
     return [reduceBatch(da, aShape), reduceBatch(db, bShape)];
   });
 }
 
-/** y = x W^T + b with x [..., in], W [out, in] (Hugging Face / PyTorch layout), b [out]. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+export interface LinearOpOptions {
+  /**
+   * 'out-in' (default): W is [out, in], the torch.nn.Linear layout. 'in-out': W is [in, out], the
+   * layout of GPT-2's Conv1D checkpoints, used as stored (no transposed copy).
+   */
+  weightLayout?: 'out-in' | 'in-out';
+}
+
+/**
+ * y = x W^T + b (or x W for the 'in-out' layout) with x [..., in], b [out]: one GEMM over all rows
+ * with the bias added in its epilogue; backward is two GEMMs over all rows and one bias reduction.
+ */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, options: LinearOpOptions = {}): Tensor {
   checkDType('linear', 'x', x, 'f32');
   checkDType('linear', 'weight', weight, 'f32');
   if (bias) checkDType('linear', 'bias', bias, 'f32');
   const backend = commonBackend('linear', x, weight, bias);
-  if (weight.rank !== 2) fail('linear', `weight must be [out, in], got ${shapeString(weight.shape)}`);
-  const [outF, inF] = weight.shape as [number, number];
+  const inOut = options.weightLayout === 'in-out';
+  const layout = inOut ? '[in, out]' : '[out, in]';
+  if (weight.rank !== 2) fail('linear', `weight must be ${layout}, got ${shapeString(weight.shape)}`);
+  const [outF, inF] = (inOut ? [weight.shape[1], weight.shape[0]] : weight.shape) as [number, number];
   if (x.rank < 1 || x.shape[x.rank - 1] !== inF) {
-    fail('linear', `x ${shapeString(x.shape)} does not end in ${inF} (weight ${shapeString(weight.shape)})`);
+    fail('linear', `x ${shapeString(x.shape)} does not end in ${inF} (weight ${shapeString(weight.shape)} is ${layout})`);
   }
   if (bias && (bias.rank !== 1 || bias.shape[0] !== outF)) {
     fail('linear', `bias ${shapeString(bias.shape)} does not match ${outF} output features`);
   }
   const rows = x.size / inF;
+  const bf16 = getMatmulPrecision() === 'bf16';
   const out = empty([...x.shape.slice(0, -1), outF], 'f32', backend);
   if (rows > 0) {
     backend.gemm(
       x.storage, weight.storage, out.storage,
-      { batch: 1, m: rows, n: outF, k: inF, transA: false, transB: true, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0 },
+      { batch: 1, m: rows, n: outF, k: inF, transA: false, transB: !inOut, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0, bf16 },
       bias?.storage,
     );
   }
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const xShape = x.shape;
   return record(out, 'linear', inputs, [x, weight], (dy, [sx, sw]) => {
-    // dx [rows, in] = dy [rows, out] W [out, in]
+    // dx [rows, in] = dy [rows, out] W [out, in] (W^T when stored [in, out])
     const dx = empty(xShape, 'f32', backend);
     if (rows > 0) {
       backend.gemm(dy.storage, sw!.storage, dx.storage, {
-        batch: 1, m: rows, n: inF, k: outF, transA: false, transB: false, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0,
+        batch: 1, m: rows, n: inF, k: outF, transA: false, transB: inOut, strideA: 0, strideB: 0, strideC: 0, alpha: 1, beta: 0, bf16,
       });
     }
-    // dW [out, in] = dy^T x: the weight is shared by every row, as in matmul with a 2-D b stored transposed.
-    const dw = sharedWeightGrad(backend, sx!, dy, true);
+    // dW = dy^T x ([out, in]) or x^T dy ([in, out]): the weight is shared by every row.
+    const dw = sharedWeightGrad(backend, sx!, dy, !inOut, bf16);
     if (!bias) return [dx, dw];
     const db = empty([outF], 'f32', backend);
     backend.reduce('sum', dy.storage, 1, rows, outF, db.storage);

@@ -1,0 +1,275 @@
+// Mixed-precision GEMM: C (fp32) = alpha op(A) op(B) + beta C (+ bias) with A and B rounded to bf16 (round to
+// nearest even) and the products summed in fp32: what a bf16 autocast matmul computes. CPUs with AVX512_BF16
+// (Zen 4, Cooper Lake, Sapphire Rapids) run VDPBF16PS, which does two bf16 products per fp32 lane, twice the
+// work of an fp32 FMA per instruction. Other CPUs (or a lower LOOM_ISA) round copies of A and B and run the
+// fp32 GEMM: the same result up to the order of the sums.
+//
+// Layout (BLIS style, as gemm_kernel.h): B packed in KC x NR panels and A in MR-row panels, both as k-pairs:
+// a 32-bit lane holds (x[2p], x[2p+1]) in bf16, the operand layout VDPBF16PS multiplies lane by lane.
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+#include "kernels.h"
+#include "threads.h"
+
+namespace loom {
+
+static float round_bf16(float x) {
+  uint16_t h = f32_to_bf16(x);
+  return bf16_to_f32(h);
+}
+
+// A and B rounded to bf16 in fp32 copies, then the fp32 GEMM (BLAS or own).
+static void gemm_bf16_emulated(const GemmCall& g) {
+  size_t last = g.batch - 1;
+  std::vector<float> a(last * g.stride_a + g.m * g.k), b(last * g.stride_b + g.k * g.n);
+  for (size_t i = 0; i < a.size(); i++) a[i] = round_bf16(g.a[i]);
+  for (size_t i = 0; i < b.size(); i++) b[i] = round_bf16(g.b[i]);
+  GemmCall f = g;
+  f.a = a.data();
+  f.b = b.data();
+  f.bf16 = false;
+  gemm(f);
+}
+
+}  // namespace loom
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx2,fma")
+
+namespace loom {
+namespace bf16k {
+
+constexpr int MR = 6, NV = 4, NR = NV * 16;  // 6 x 64 tile: 24 zmm accumulators, as the fp32 kernel
+constexpr size_t KC = 512, MC = 120, NC = 2048;  // KC counts k values (256 pairs): B panel 64 KiB, as fp32's
+
+// Converts floats to bf16 (round to nearest even) 16 at a time, in the order they are pushed.
+struct Bf16Writer {
+  uint16_t* out;
+  float buf[16];
+  int n = 0;
+  explicit Bf16Writer(uint16_t* dst) : out(dst) {}
+  inline void push(float x) {
+    buf[n++] = x;
+    if (n == 16) flush();
+  }
+  inline void flush() {
+    if (n == 0) return;
+    for (int i = n; i < 16; i++) buf[i] = 0.f;
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(buf));
+    _mm256_mask_storeu_epi16(out, static_cast<__mmask16>((1u << n) - 1u), reinterpret_cast<__m256i>(h));
+    out += n;
+    n = 0;
+  }
+};
+
+// Ap: rows [i0, i0+mc) x k [p0, p0+kc) of op(A) as MR-row panels of (kc2, MR) pairs, zero-padded
+static void pack_a(const float* a, bool trans, size_t m, size_t k, size_t i0, size_t mc, size_t p0, size_t kc,
+                   uint16_t* ap) {
+  const size_t kc2 = (kc + 1) / 2;
+  Bf16Writer w(ap);
+  for (size_t ir = 0; ir < mc; ir += MR) {
+    size_t rows = mc - ir < size_t(MR) ? mc - ir : MR;
+    for (size_t p2 = 0; p2 < kc2; p2++)
+      for (size_t r = 0; r < size_t(MR); r++)
+        for (size_t e = 0; e < 2; e++) {
+          size_t p = 2 * p2 + e;
+          float x = 0.f;
+          if (r < rows && p < kc) x = trans ? a[(p0 + p) * m + i0 + ir + r] : a[(i0 + ir + r) * k + p0 + p];
+          w.push(x);
+        }
+  }
+  w.flush();
+}
+
+// Bp panel: k [p0, p0+kc) x cols [j0, j0+NR) of op(B) as (kc2, NR) pairs, zero-padded
+static void pack_b_panel(const float* b, bool trans, size_t n, size_t k, size_t p0, size_t kc, size_t j0,
+                         uint16_t* bp) {
+  const size_t kc2 = (kc + 1) / 2;
+  const size_t cols = n - j0 < size_t(NR) ? n - j0 : NR;
+  Bf16Writer w(bp);
+  for (size_t p2 = 0; p2 < kc2; p2++) {
+    size_t p = p0 + 2 * p2;
+    bool second = 2 * p2 + 1 < kc;
+    if (!trans && cols == size_t(NR)) {
+      // Two rows of B: interleave them lane by lane after converting both (VCVTNE2PS2BF16 keeps halves apart).
+      const float* r0 = b + p * n + j0;
+      const float* r1 = b + (p + 1) * n + j0;
+      const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+      for (int v = 0; v < NV; v++) {
+        __m512 lo = _mm512_loadu_ps(r0 + v * 16);
+        __m512 hi = second ? _mm512_loadu_ps(r1 + v * 16) : _mm512_setzero_ps();
+        __m512i both = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
+        _mm512_storeu_si512(bp + (p2 * NR + v * 16) * 2, _mm512_permutexvar_epi16(idx, both));
+      }
+      continue;
+    }
+    w.out = bp + p2 * NR * 2;
+    for (size_t j = 0; j < size_t(NR); j++)
+      for (size_t e = 0; e < 2; e++) {
+        float x = 0.f;
+        if (j < cols && (e == 0 || second)) x = trans ? b[(j0 + j) * k + p + e] : b[(p + e) * n + j0 + j];
+        w.push(x);
+      }
+    w.flush();
+  }
+}
+
+// acc (MR, NR) = sum over pairs of Ap . Bp; then C tile (mr, nr) = alpha acc + [first: beta C + bias | else: C]
+static inline void micro(size_t kc2, const uint16_t* LOOM_RESTRICT ap, const uint16_t* LOOM_RESTRICT bp,
+                         float* LOOM_RESTRICT c, size_t ldc, size_t mr, size_t nr, float alpha, float beta,
+                         bool first, const float* bias) {
+  __m512 acc[MR][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < MR; r++)
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) acc[r][v] = _mm512_setzero_ps();
+  const uint32_t* a32 = reinterpret_cast<const uint32_t*>(ap);
+  for (size_t p2 = 0; p2 < kc2; p2++) {
+    __m512bh b[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) b[v] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(bp + (p2 * NR + v * 16) * 2));
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++) {
+      __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a32[p2 * MR + r])));
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], x, b[v]);
+    }
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  if (mr == size_t(MR) && nr == size_t(NR)) {
+    for (int r = 0; r < MR; r++)
+      for (int v = 0; v < NV; v++) {
+        float* cp = c + r * ldc + v * 16;
+        __m512 res = _mm512_mul_ps(acc[r][v], va);
+        if (!first)
+          res = _mm512_add_ps(res, _mm512_loadu_ps(cp));
+        else {
+          if (beta != 0.f) res = _mm512_add_ps(res, _mm512_mul_ps(vb, _mm512_loadu_ps(cp)));
+          if (bias) res = _mm512_add_ps(res, _mm512_loadu_ps(bias + v * 16));
+        }
+        _mm512_storeu_ps(cp, res);
+      }
+    return;
+  }
+  alignas(64) float buf[MR][NR];
+  for (int r = 0; r < MR; r++)
+    for (int v = 0; v < NV; v++) _mm512_store_ps(&buf[r][v * 16], acc[r][v]);
+  for (size_t r = 0; r < mr; r++)
+    for (size_t j = 0; j < nr; j++) {
+      float res = buf[r][j] * alpha;
+      float* cp = c + r * ldc + j;
+      if (!first)
+        res += *cp;
+      else {
+        if (beta != 0.f) res += beta * *cp;
+        if (bias) res += bias[j];
+      }
+      *cp = res;
+    }
+}
+
+// One matrix on `nt` threads: the loop nest of gemm_kernel.h's gemm_one over bf16 panels.
+static void gemm_one(const GemmCall& g, const float* a, const float* b, float* c, int nt) {
+  const size_t M = g.m, N = g.n, K = g.k;
+  size_t mc = MC;
+  if ((M + mc - 1) / mc < static_cast<size_t>(nt)) {
+    mc = round_up((M + nt - 1) / nt, MR);
+    if (mc > MC) mc = MC;
+  }
+  const size_t n_ic = (M + mc - 1) / mc;
+  const size_t nc_max = N < NC ? N : NC;
+  // scratch() hands out floats: a bf16 panel of x values needs x / 2 of them.
+  uint16_t* bp = reinterpret_cast<uint16_t*>(scratch(2, KC * round_up(nc_max, NR) / 2 + 16));
+#pragma omp parallel num_threads(nt)
+  {
+    uint16_t* ap = reinterpret_cast<uint16_t*>(scratch(3, KC * round_up(mc, MR) / 2 + 16));
+    for (size_t jc = 0; jc < N; jc += NC) {
+      size_t nc = N - jc < NC ? N - jc : NC;
+      size_t n_jr = (nc + NR - 1) / NR;
+      size_t n_jchunk = n_ic >= 2 * static_cast<size_t>(nt) ? 1 : (2 * nt + n_ic - 1) / n_ic;
+      if (n_jchunk > n_jr) n_jchunk = n_jr;
+      size_t tasks = n_ic * n_jchunk;
+      for (size_t pc = 0; pc < K; pc += KC) {
+        size_t kc = K - pc < KC ? K - pc : KC;
+        size_t kc2 = (kc + 1) / 2;
+        bool first = pc == 0;
+#pragma omp for schedule(static)
+        for (size_t jr = 0; jr < n_jr; jr++)
+          pack_b_panel(b, g.trans_b, N, K, pc, kc, jc + jr * NR, bp + jr * NR * kc2 * 2);
+        size_t packed_ic = ~size_t(0);
+#pragma omp for schedule(dynamic, 1)
+        for (size_t t = 0; t < tasks; t++) {
+          size_t ic_idx = t / n_jchunk, jch = t % n_jchunk;
+          size_t i0 = ic_idx * mc, mcur = M - i0 < mc ? M - i0 : mc;
+          if (packed_ic != ic_idx) {
+            pack_a(a, g.trans_a, M, K, i0, mcur, pc, kc, ap);
+            packed_ic = ic_idx;
+          }
+          size_t jr0 = jch * n_jr / n_jchunk, jr1 = (jch + 1) * n_jr / n_jchunk;
+          for (size_t jr = jr0; jr < jr1; jr++) {
+            size_t j0 = jc + jr * NR, nr = N - j0 < size_t(NR) ? N - j0 : NR;
+            const uint16_t* bpanel = bp + jr * NR * kc2 * 2;
+            const float* bias = g.bias ? g.bias + j0 : nullptr;
+            for (size_t ir = 0; ir < mcur; ir += MR) {
+              size_t mr = mcur - ir < size_t(MR) ? mcur - ir : MR;
+              micro(kc2, ap + ir * kc2 * 2, bpanel, c + (i0 + ir) * N + j0, N, mr, nr, g.alpha, g.beta, first, bias);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+static void gemm_all(const GemmCall& g) {
+  const double flops = 2.0 * g.m * g.n * g.k;
+  const bool independent = g.batch > 1 && g.stride_c >= g.m * g.n;
+  if (independent && flops < 8e6) {
+    int nt = threads_for(flops * g.batch, 4e6);
+    if (nt > static_cast<int>(g.batch)) nt = static_cast<int>(g.batch);
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (size_t i = 0; i < g.batch; i++)
+      gemm_one(g, g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.stride_c, 1);
+    return;
+  }
+  int nt = threads_for(flops, 2e6);
+  for (size_t i = 0; i < g.batch; i++) gemm_one(g, g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.stride_c, nt);
+}
+
+}  // namespace bf16k
+}  // namespace loom
+
+#pragma GCC pop_options
+
+namespace loom {
+bool bf16_gemm_native() {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  }();
+  return ok && current_isa() == ISA_AVX512;
+}
+void gemm_bf16(const GemmCall& g) {
+  if (bf16_gemm_native())
+    bf16k::gemm_all(g);
+  else
+    gemm_bf16_emulated(g);
+}
+}  // namespace loom
+
+#else
+
+namespace loom {
+bool bf16_gemm_native() { return false; }
+void gemm_bf16(const GemmCall& g) { gemm_bf16_emulated(g); }
+}  // namespace loom
+
+#endif
