@@ -1,7 +1,8 @@
-// `npm run bench -- compare [--quick] [--pairs N] [--steps N] [--only TEXT] [--threads K]`: every case
+// `npm run bench -- compare [--quick] [--pairs N] [--steps N] [--only TEXT] [--threads K] [--bf16]`: every case
 // of the reference README's table, Loom (`bench train`) and the PyTorch reference
 // (../shared/bench/reference/torch_train_bench.py, Debian torch + OpenMP OpenBLAS) run alternately,
 // each in a fresh process; one JSON line per case with the ratios Loom / PyTorch of the medians.
+// --bf16 runs Loom in bf16 mixed precision against PyTorch's fp32 (a separate table, not the fp32 targets).
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -89,6 +90,7 @@ export function benchCompare(argv: string[]): void {
   const steps = flag('--steps') ? Number(flag('--steps')) : undefined;
   const threads = Number(flag('--threads') ?? 2);
   const only = flag('--only');
+  const bf16 = argv.includes('--bf16');
   if (!Number.isInteger(pairs) || pairs < 1) {
     console.error('bench compare: --pairs must be an integer >= 1');
     process.exit(2);
@@ -108,7 +110,7 @@ Install it as ../shared/bench/reference/README.md says: apt-get install -y pytho
     const torch: Record<string, any>[] = [];
     for (let p = 0; p < pairs; p++) {
       // Alternate, fresh processes: outside load on a shared machine hits both sides alike.
-      loom.push(runOne(process.execPath, [RUN_JS, 'train', ...common], process.env, `loom ${caseName(c)}`));
+      loom.push(runOne(process.execPath, [RUN_JS, 'train', ...common, ...(bf16 ? ['--bf16'] : [])], process.env, `loom ${caseName(c)}`));
       torch.push(runOne(PYTHON, [REFERENCE, ...common], torchEnv, `torch ${caseName(c)}`));
       console.error(`[compare] ${caseName(c)} pair ${p + 1}/${pairs}: loom ${round(loom[p]!.tokens_per_s, 1)} tok/s, torch ${round(torch[p]!.tokens_per_s, 1)} tok/s`);
     }
@@ -116,7 +118,8 @@ Install it as ../shared/bench/reference/README.md says: apt-get install -y pytho
     const t = side(torch);
     const t0 = torch[0]!;
     console.log(JSON.stringify({
-      case: caseName(c),
+      case: caseName(c) + (bf16 ? ' loom-bf16' : ''),
+      loom_precision: bf16 ? 'bf16-mixed' : 'float32',
       tokens_per_s_ratio: round((l.tokens_per_s as number) / (t.tokens_per_s as number)),
       peak_rss_ratio: round((l.peak_rss_mib as number) / (t.peak_rss_mib as number)),
       pairs,

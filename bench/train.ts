@@ -29,13 +29,14 @@ export interface TrainArgs {
   lr: number;
   profile: boolean;
   gradCkpt: boolean;
+  bf16: boolean;
 }
 
 const USAGE = `usage: npm run bench -- train --model gpt|bert|llama --size tiny|small|gpt2-124m|bert-base|smollm2-135m
-  [--batch B] [--seq T] [--steps N] [--warmup N] [--threads K] [--infer] [--tie-head] [--seed S] [--profile] [--grad-ckpt]`;
+  [--batch B] [--seq T] [--steps N] [--warmup N] [--threads K] [--infer] [--tie-head] [--seed S] [--profile] [--grad-ckpt] [--bf16]`;
 
 export function parseTrainArgs(argv: string[]): TrainArgs {
-  const a: TrainArgs = { model: 'gpt', size: 'tiny', batch: 8, seq: 128, steps: 10, warmup: 2, threads: 2, infer: false, tieHead: false, seed: 0, lr: 3e-4, profile: false, gradCkpt: false };
+  const a: TrainArgs = { model: 'gpt', size: 'tiny', batch: 8, seq: 128, steps: 10, warmup: 2, threads: 2, infer: false, tieHead: false, seed: 0, lr: 3e-4, profile: false, gradCkpt: false, bf16: false };
   const num = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) usage(`${name} must be an integer >= ${min}, got ${v}`);
@@ -66,6 +67,7 @@ export function parseTrainArgs(argv: string[]): TrainArgs {
       case '--tie-head': a.tieHead = true; break;
       case '--profile': a.profile = true; break;
       case '--grad-ckpt': a.gradCkpt = true; break;
+      case '--bf16': a.bf16 = true; break;
       default: usage(`unknown flag ${f}`);
     }
   }
@@ -145,6 +147,8 @@ export function runTrainBench(a: TrainArgs): Record<string, unknown> {
   L.setBackend(profiler ? profiler.backend : backend);
 
   const { model, cfg } = modelFor(a);
+  // Mixed precision: GEMMs on bf16 operands with fp32 sums; everything else fp32 (reported apart from fp32 runs).
+  L.setMatmulPrecision(a.bf16 ? 'bf16' : 'fp32');
   const B = a.batch;
   const T = a.seq;
   if (T > cfg.ctx) usage(`--seq ${T} exceeds the preset context ${cfg.ctx}`);
@@ -231,7 +235,8 @@ export function runTrainBench(a: TrainArgs): Record<string, unknown> {
     seq: T,
     tokens_per_step: B * T,
     gradient_checkpointing: a.gradCkpt,
-    dtype: 'float32',
+    dtype: a.bf16 ? 'bf16-mixed' : 'float32',
+    bf16_gemm: a.bf16 ? (backend.bf16GemmNative() ? 'avx512_bf16' : 'emulated') : null,
     warmup: a.warmup,
     steps_timed: times.length,
     n_params: nParams,
