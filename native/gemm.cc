@@ -25,12 +25,15 @@ namespace loom {
 bool has_blas() { return LOOM_HAVE_BLAS != 0; }
 
 static bool g_use_blas = false;
+static bool g_use_gemv = true;
 static bool g_gemm_init = false;
 
 static void gemm_init() {
   if (g_gemm_init) return;
   g_gemm_init = true;
   g_use_blas = has_blas();
+  const char* gemv_env = std::getenv("LOOM_GEMV");  // 0: skinny products take the GEMM path too (A/B checks)
+  g_use_gemv = !(gemv_env && !std::strcmp(gemv_env, "0"));
   const char* env = std::getenv("LOOM_GEMM");
   if (env && *env) {
     try {
@@ -133,6 +136,8 @@ void gemm(const GemmCall& g) {
     return;
   }
   if (g.bf16) return gemm_bf16(g);
+  // A few rows against a weight matrix (decoding): bandwidth-bound, B streamed once, never packed.
+  if (g_use_gemv && g.batch == 1 && g.m <= 4 && !g.trans_a) return kernels().gemv(g);
 #if LOOM_HAVE_BLAS
   if (g_use_blas) return gemm_blas(g);
 #endif

@@ -12,6 +12,7 @@ namespace LOOM_ISA_NS {
 #include "attention.h"
 #include "adamw.h"
 #include "gemm_kernel.h"
+#include "gemv.h"
 
 static const Kernels table = {
     LOOM_ISA_NAME,
@@ -34,6 +35,7 @@ static const Kernels table = {
     attention_backward,
     adamw,
     gemm,
+    gemv,
 };
 
 }  // namespace LOOM_ISA_NS

@@ -88,6 +88,8 @@ struct Kernels {
   void (*adamw)(const AdamWTensor* ts, size_t count, const AdamWHyper& h);
   // gemm_kernel.h: the addon's own GEMM (all batch items)
   void (*gemm)(const GemmCall& g);
+  // gemv.h: m <= 4 rows, batch 1, A not transposed (decoding): streams B once without packing
+  void (*gemv)(const GemmCall& g);
 };
 
 // ---- dispatch.cc ----
