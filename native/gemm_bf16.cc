@@ -48,43 +48,57 @@ namespace bf16k {
 constexpr int MR = 6, NV = 4, NR = NV * 16;  // 6 x 64 tile: 24 zmm accumulators, as the fp32 kernel
 constexpr size_t KC = 512, MC = 120, NC = 2048;  // KC counts k values (256 pairs): B panel 64 KiB, as fp32's
 
-// Converts floats to bf16 (round to nearest even) 16 at a time, in the order they are pushed.
-struct Bf16Writer {
-  uint16_t* out;
-  float buf[16];
-  int n = 0;
-  explicit Bf16Writer(uint16_t* dst) : out(dst) {}
-  inline void push(float x) {
-    buf[n++] = x;
-    if (n == 16) flush();
-  }
-  inline void flush() {
-    if (n == 0) return;
-    for (int i = n; i < 16; i++) buf[i] = 0.f;
-    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(buf));
-    _mm256_mask_storeu_epi16(out, static_cast<__mmask16>((1u << n) - 1u), reinterpret_cast<__m256i>(h));
-    out += n;
-    n = 0;
-  }
-};
+// Interleaves two rows of 16 floats into 16 bf16 pairs (lo[j], hi[j]), rounding to nearest even.
+static inline __m512i pairs16(__m512 lo, __m512 hi) {
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                       21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)));
+}
+
+// 32 consecutive floats (fewer: zero-filled) as 16 bf16 pairs in order: pair q = (x[2q], x[2q+1]).
+static inline __m512i pairs_run(const float* x, size_t n) {
+  __mmask16 m0 = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1u);
+  __mmask16 m1 = n >= 32 ? 0xffff : n <= 16 ? 0 : static_cast<__mmask16>((1u << (n - 16)) - 1u);
+  __m512 a = _mm512_maskz_loadu_ps(m0, x), b = _mm512_maskz_loadu_ps(m1, x + 16);
+  return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a));
+}
+
+// Writes `rows` runs of 16 pairs (tmp[r]) into a panel whose pair q of row r sits at out[q * ld + r].
+static inline void scatter_pairs(const uint32_t (*tmp)[16], size_t rows, size_t npairs, uint32_t* out, size_t ld) {
+  for (size_t q = 0; q < npairs; q++)
+    for (size_t r = 0; r < rows; r++) out[q * ld + r] = tmp[r][q];
+}
 
 // Ap: rows [i0, i0+mc) x k [p0, p0+kc) of op(A) as MR-row panels of (kc2, MR) pairs, zero-padded
 static void pack_a(const float* a, bool trans, size_t m, size_t k, size_t i0, size_t mc, size_t p0, size_t kc,
                    uint16_t* ap) {
   const size_t kc2 = (kc + 1) / 2;
-  Bf16Writer w(ap);
   for (size_t ir = 0; ir < mc; ir += MR) {
+    uint32_t* dst = reinterpret_cast<uint32_t*>(ap) + ir * kc2;
     size_t rows = mc - ir < size_t(MR) ? mc - ir : MR;
-    for (size_t p2 = 0; p2 < kc2; p2++)
-      for (size_t r = 0; r < size_t(MR); r++)
-        for (size_t e = 0; e < 2; e++) {
-          size_t p = 2 * p2 + e;
-          float x = 0.f;
-          if (r < rows && p < kc) x = trans ? a[(p0 + p) * m + i0 + ir + r] : a[(i0 + ir + r) * k + p0 + p];
-          w.push(x);
+    if (trans) {  // A stored (k, m): the panel's rows are contiguous within each k
+      __mmask16 rm = static_cast<__mmask16>((1u << rows) - 1u);
+      for (size_t p2 = 0; p2 < kc2; p2++) {
+        size_t p = p0 + 2 * p2;
+        __m512 lo = _mm512_maskz_loadu_ps(rm, a + p * m + i0 + ir);
+        __m512 hi = 2 * p2 + 1 < kc ? _mm512_maskz_loadu_ps(rm, a + (p + 1) * m + i0 + ir) : _mm512_setzero_ps();
+        _mm512_mask_storeu_epi32(dst + p2 * MR, static_cast<__mmask16>((1u << MR) - 1u), pairs16(lo, hi));
+      }
+    } else {  // A stored (m, k): each row is a run along k
+      alignas(64) uint32_t tmp[MR][16] = {};
+      for (size_t q0 = 0; q0 < kc2; q0 += 16) {
+        size_t np = kc2 - q0 < 16 ? kc2 - q0 : 16;
+        for (size_t r = 0; r < size_t(MR); r++) {
+          if (r < rows) {
+            size_t left = kc - 2 * q0;
+            _mm512_store_si512(tmp[r], pairs_run(a + (i0 + ir + r) * k + p0 + 2 * q0, left < 32 ? left : 32));
+          } else
+            _mm512_store_si512(tmp[r], _mm512_setzero_si512());
         }
+        scatter_pairs(tmp, MR, np, dst + q0 * MR, MR);
+      }
+    }
   }
-  w.flush();
 }
 
 // Bp panel: k [p0, p0+kc) x cols [j0, j0+NR) of op(B) as (kc2, NR) pairs, zero-padded
@@ -92,32 +106,36 @@ static void pack_b_panel(const float* b, bool trans, size_t n, size_t k, size_t 
                          uint16_t* bp) {
   const size_t kc2 = (kc + 1) / 2;
   const size_t cols = n - j0 < size_t(NR) ? n - j0 : NR;
-  Bf16Writer w(bp);
-  for (size_t p2 = 0; p2 < kc2; p2++) {
-    size_t p = p0 + 2 * p2;
-    bool second = 2 * p2 + 1 < kc;
-    if (!trans && cols == size_t(NR)) {
-      // Two rows of B: interleave them lane by lane after converting both (VCVTNE2PS2BF16 keeps halves apart).
-      const float* r0 = b + p * n + j0;
-      const float* r1 = b + (p + 1) * n + j0;
-      const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-      for (int v = 0; v < NV; v++) {
-        __m512 lo = _mm512_loadu_ps(r0 + v * 16);
-        __m512 hi = second ? _mm512_loadu_ps(r1 + v * 16) : _mm512_setzero_ps();
-        __m512i both = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo));
-        _mm512_storeu_si512(bp + (p2 * NR + v * 16) * 2, _mm512_permutexvar_epi16(idx, both));
-      }
-      continue;
+  uint32_t* dst = reinterpret_cast<uint32_t*>(bp);
+  if (!trans) {  // B stored (k, n): two rows of B give one row of pairs
+    __mmask16 cm[NV];
+    for (int v = 0; v < NV; v++) {
+      size_t c0 = v * 16, c = cols > c0 ? cols - c0 : 0;
+      cm[v] = c >= 16 ? 0xffff : static_cast<__mmask16>((1u << c) - 1u);
     }
-    w.out = bp + p2 * NR * 2;
-    for (size_t j = 0; j < size_t(NR); j++)
-      for (size_t e = 0; e < 2; e++) {
-        float x = 0.f;
-        if (j < cols && (e == 0 || second)) x = trans ? b[(j0 + j) * k + p + e] : b[(p + e) * n + j0 + j];
-        w.push(x);
+    for (size_t p2 = 0; p2 < kc2; p2++) {
+      size_t p = p0 + 2 * p2;
+      bool second = 2 * p2 + 1 < kc;
+      for (int v = 0; v < NV; v++) {
+        __m512 lo = _mm512_maskz_loadu_ps(cm[v], b + p * n + j0 + v * 16);
+        __m512 hi = second ? _mm512_maskz_loadu_ps(cm[v], b + (p + 1) * n + j0 + v * 16) : _mm512_setzero_ps();
+        _mm512_storeu_si512(dst + p2 * NR + v * 16, pairs16(lo, hi));
       }
-    w.flush();
+    }
+    return;
+  }
+  // B stored (n, k): each column of op(B) is a run along k
+  alignas(64) uint32_t tmp[NR][16];
+  for (size_t q0 = 0; q0 < kc2; q0 += 16) {
+    size_t np = kc2 - q0 < 16 ? kc2 - q0 : 16;
+    for (size_t j = 0; j < size_t(NR); j++) {
+      if (j < cols) {
+        size_t left = kc - 2 * q0;
+        _mm512_store_si512(tmp[j], pairs_run(b + (j0 + j) * k + p0 + 2 * q0, left < 32 ? left : 32));
+      } else
+        _mm512_store_si512(tmp[j], _mm512_setzero_si512());
+    }
+    scatter_pairs(tmp, NR, np, dst + q0 * NR, NR);
   }
 }
 
