@@ -3,7 +3,11 @@
 // The nn kernels (norms, softmax, cross-entropy, embedding, rope, attention) are bound in addon_nn.cc.
 #include "addon.h"
 
+#include <cstdint>
 #include <cstring>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "dropout.h"
 #include "kernels.h"
@@ -35,6 +39,20 @@ Napi::Value SetGemm(const Info& info) {
 }
 Napi::Value GemmImpl(const Info& info) { return Napi::String::New(info.Env(), gemm_impl()); }
 Napi::Value Bf16GemmNative(const Info& info) { return Napi::Boolean::New(info.Env(), bf16_gemm_native()); }
+
+// adviseHugePages(buffer): asks for transparent huge pages over the buffer's aligned 2 MiB pages; called
+// before the buffer is first written, so its pages fault in huge. Advice only: failures are ignored.
+Napi::Value AdviseHugePages(const Info& info) {
+  if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(info.Env(), "adviseHugePages: expected an ArrayBuffer");
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  Napi::ArrayBuffer buf = info[0].As<Napi::ArrayBuffer>();
+  const uintptr_t huge = 2u << 20;
+  uintptr_t begin = reinterpret_cast<uintptr_t>(buf.Data()), end = begin + buf.ByteLength();
+  uintptr_t first = (begin + huge - 1) / huge * huge, last = end / huge * huge;
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
+  return info.Env().Undefined();
+}
 Napi::Value HasBlas(const Info& info) { return Napi::Boolean::New(info.Env(), has_blas()); }
 Napi::Value BlasInfo(const Info& info) { return Napi::String::New(info.Env(), blas_info()); }
 Napi::Value DropoutUniform(const Info& info) {
@@ -360,6 +378,7 @@ Napi::Object InitImpl(Napi::Env env, Napi::Object exports) {
   add("setGemm", SetGemm);
   add("gemmImpl", GemmImpl);
   add("bf16GemmNative", Bf16GemmNative);
+  add("adviseHugePages", AdviseHugePages);
   add("hasBlas", HasBlas);
   add("blasInfo", BlasInfo);
   add("dropoutUniform", DropoutUniform);

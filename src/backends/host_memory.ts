@@ -47,8 +47,13 @@ export function bucketBytes(bytes: number): number {
 /** Cached (freed) bytes are trimmed beyond max(this, the peak of live bytes). */
 const MIN_CACHE_LIMIT = 256 * 1024 * 1024;
 
+/** New buffers at least this large are offered to `onNewBuffer` (huge-page advice). */
+const LARGE_BUFFER = 4 * 1024 * 1024;
+
 /** Hands out reused buffers without clearing them: every kernel writes all of its outputs. */
 export class HostAllocator {
+  /** Called with every new buffer of LARGE_BUFFER bytes or more, before anything touches it. */
+  onNewBuffer: ((buffer: ArrayBuffer) => void) | null = null;
   private readonly cache = new Map<number, ArrayBuffer[]>();
   private live = 0;
   private peakLive = 0;
@@ -66,7 +71,10 @@ export class HostAllocator {
     const bucket = this.cache.get(bytes);
     let buffer = bucket?.pop();
     if (buffer) this.cached -= bytes;
-    else buffer = new ArrayBuffer(bytes);
+    else {
+      buffer = new ArrayBuffer(bytes);
+      if (bytes >= LARGE_BUFFER) this.onNewBuffer?.(buffer);
+    }
     this.live += bytes;
     this.peakLive = Math.max(this.peakLive, this.live);
     this.peakSinceReset = Math.max(this.peakSinceReset, this.live);

@@ -42,6 +42,9 @@ export class CpuBackend extends HostBackend implements Backend {
   constructor(native: NativeAddon = loadNativeAddon()) {
     super();
     this.native = native;
+    // Transparent huge pages for large tensors (fewer TLB misses in GEMM packing and streaming
+    // kernels), where the kernel leaves THP to madvise. LOOM_HUGEPAGES=0 turns the advice off.
+    if (process.env.LOOM_HUGEPAGES === '1') this.allocator.onNewBuffer = (b) => native.adviseHugePages(b);
   }
 
   // ---- settings: process-wide (one addon per process), shared by every CpuBackend ----

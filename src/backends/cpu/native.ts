@@ -68,6 +68,8 @@ export interface NativeAddon {
   ): void;
   /** True when bf16 GEMMs run on AVX512_BF16 instructions (else they are emulated in fp32). */
   bf16GemmNative(): boolean;
+  /** madvise(MADV_HUGEPAGE) on the buffer's whole 2 MiB pages (Linux; a no-op elsewhere). */
+  adviseHugePages(buffer: ArrayBuffer): void;
   sumSquares(xs: readonly F32[]): number;
   adamw(
     params: readonly F32[],
