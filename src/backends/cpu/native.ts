@@ -143,6 +143,7 @@ export interface NativeAddon {
     headDim: number,
     rotaryDim: number,
     inverse: boolean,
+    tokenMajor: boolean,
   ): void;
   attention(
     q: F32,
@@ -161,6 +162,7 @@ export interface NativeAddon {
     causal: boolean,
     dropoutP: number,
     seed: number,
+    layout: readonly number[] | null,
   ): void;
   attentionBackward(
     q: F32,
@@ -183,6 +185,7 @@ export interface NativeAddon {
     causal: boolean,
     dropoutP: number,
     seed: number,
+    layout: readonly number[] | null,
   ): void;
 }
 
