@@ -217,6 +217,29 @@ describe('strided attention: native against the reference', { skip: cpu ? false 
     });
   }
 
+  test('rope with tokenMajor ([B, T, H, D]) equals the reference, and the [B, H, T, D] form permuted', () => {
+    const [B, H, T, D, rd] = [2, 3, 5, 12, 8];
+    const x = rand(B * T * H * D);
+    const inv = Float32Array.from({ length: rd / 2 }, (_, i) => Math.pow(10000, (-2 * i) / rd));
+    const pos = Int32Array.from({ length: B * T }, (_, i) => (i * 13) % 50);
+    // x as [B, H, T, D]
+    const xh = new Float32Array(x.length);
+    for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) xh.set(x.subarray(((b * T + t) * H + h) * D, ((b * T + t) * H + h + 1) * D), ((b * H + h) * T + t) * D);
+    const ropeOn = (be: Backend, data: Float32Array, tokenMajor: boolean, inverse: boolean) => {
+      const y = be.alloc('f32', data.length);
+      be.rope(put(be, data), y, put(be, inv), put(be, pos), B, H, T, D, rd, inverse, tokenMajor);
+      return be.readSync(y) as Float32Array;
+    };
+    for (const inverse of [false, true]) {
+      const want = ropeOn(ref, x, true, inverse);
+      const viaHeads = ropeOn(ref, xh, false, inverse);
+      for (let b = 0; b < B; b++) for (let t = 0; t < T; t++) for (let h = 0; h < H; h++) {
+        assertClose(want.subarray(((b * T + t) * H + h) * D, ((b * T + t) * H + h + 1) * D), viaHeads.subarray(((b * H + h) * T + t) * D, ((b * H + h) * T + t + 1) * D), `rope row ${b},${t},${h}`, 0, 0);
+      }
+      assertClose(ropeOn(cpu!, x, true, inverse), want, `native rope tokenMajor inverse=${inverse}`, 1e-5, 1e-6);
+    }
+  });
+
   test('a layout reaching outside its storage is a clear error', () => {
     cpu!.setIsa(cpu!.bestIsa());
     const l = contiguousStrides(1, 2, 2);
