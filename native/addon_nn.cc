@@ -165,7 +165,7 @@ Napi::Value CrossEntropyBackward(const Info& info) {
   return info.Env().Undefined();
 }
 
-// rope(x, out, invFreq, positions, batch, heads, t, headDim, rotaryDim, inverse)
+// rope(x, out, invFreq, positions, batch, heads, t, headDim, rotaryDim, inverse, tokenMajor)
 Napi::Value Rope(const Info& info) {
   Args a{info, "rope"};
   auto x = a.f32(0, "x"), out = a.f32(1, "out"), inv = a.f32(2, "invFreq");
@@ -178,12 +178,50 @@ Napi::Value Rope(const Info& info) {
   a.need(out, n, "out");
   a.need(inv, rd / 2, "invFreq");
   a.need(pos, mul(b, t), "positions");
-  rope(x.data, out.data, inv.data, pos.data, b, h, t, hd, rd, a.flag(9, "inverse"));
+  rope(x.data, out.data, inv.data, pos.data, b, h, t, hd, rd, a.flag(9, "inverse"), a.flag(10, "tokenMajor"));
   return info.Env().Undefined();
 }
 
+// Element strides of one attention operand: contiguous (B, H, T, D) unless the layout argument gives them.
+AttnStrides contiguous(size_t heads, size_t t, size_t d) { return {0, heads * t * d, t * d, d}; }
+
+// The layout argument: null (all contiguous) or 16 integers, (offset, batch, head, token) for q, k, v, out.
+void read_layout(const Args& a, size_t i, AttnCall& c) {
+  Napi::Value v = a.info[i];
+  c.lq = contiguous(c.heads_q, c.tq, c.head_dim);
+  c.lk = c.lv = contiguous(c.heads_kv, c.tk, c.head_dim);
+  c.lo = c.lq;
+  if (v.IsNull() || v.IsUndefined()) return;
+  std::vector<int64_t> n = a.ints(i, "layout");
+  if (n.size() != 16) a.bad(i, "layout", "must hold 16 integers (offset, batch, head, token for q, k, v, out)");
+  AttnStrides* ls[4] = {&c.lq, &c.lk, &c.lv, &c.lo};
+  for (size_t j = 0; j < 16; j++) {
+    if (n[j] < 0) a.bad(i, "layout", "must not hold negative offsets or strides");
+    size_t x = static_cast<size_t>(n[j]);
+    AttnStrides& l = *ls[j / 4];
+    (j % 4 == 0 ? l.off : j % 4 == 1 ? l.batch : j % 4 == 2 ? l.head : l.token) = x;
+  }
+}
+
+// Throws unless every row (b, h, t) of a (B, H, T, D) operand read or written through `l` lies in `st`.
+void need_layout(const Args& a, const View<float>& st, const AttnStrides& l, size_t batch, size_t heads, size_t t,
+                 size_t d, const char* name) {
+  if (batch == 0 || heads == 0 || t == 0 || d == 0) return;
+  size_t end = l.off;  // one past the furthest element
+  auto add = [&](size_t x) {
+    if (__builtin_add_overflow(end, x, &end)) fail(std::string(a.fn) + ": " + name + " layout overflows");
+  };
+  add(mul(batch - 1, l.batch));
+  add(mul(heads - 1, l.head));
+  add(mul(t - 1, l.token));
+  add(d);
+  if (st.n < end)
+    fail(std::string(a.fn) + ": " + name + " has " + std::to_string(st.n) + " elements, the call needs " +
+         std::to_string(end) + " (its layout)");
+}
+
 // Shared tail of attention / attentionBackward: (batch, headsQ, headsKV, tq, tk, headDim, scale, causal,
-// dropoutP, seed) starting at argument `i`; checks q/k/v/mask sizes.
+// dropoutP, seed, layout|null) starting at argument `i`; checks q/k/v/mask sizes.
 AttnCall attn_args(const Args& a, size_t i, View<float> q, View<float> k, View<float> v, View<int32_t> mask) {
   AttnCall c;
   c.batch = a.size(i, "batch");
@@ -201,9 +239,10 @@ AttnCall attn_args(const Args& a, size_t i, View<float> q, View<float> k, View<f
          std::to_string(c.heads_kv));
   if (!(c.dropout_p >= 0 && c.dropout_p < 1)) fail(std::string(a.fn) + ": dropoutP must be in [0, 1)");
   if (c.tk > 2147483647u || c.tq > 2147483647u) fail(std::string(a.fn) + ": sequence too long");
-  a.need(q, mul(c.batch, c.heads_q, c.tq, c.head_dim), "q");
-  a.need(k, mul(c.batch, c.heads_kv, c.tk, c.head_dim), "k");
-  a.need(v, mul(c.batch, c.heads_kv, c.tk, c.head_dim), "v");
+  read_layout(a, i + 10, c);
+  need_layout(a, q, c.lq, c.batch, c.heads_q, c.tq, c.head_dim, "q");
+  need_layout(a, k, c.lk, c.batch, c.heads_kv, c.tk, c.head_dim, "k");
+  need_layout(a, v, c.lv, c.batch, c.heads_kv, c.tk, c.head_dim, "v");
   if (mask) a.need(mask, mul(c.batch, c.tk), "keyMask");
   c.q = q.data;
   c.k = k.data;
@@ -219,7 +258,7 @@ Napi::Value Attention(const Info& info) {
   auto mask = a.i32_opt(3, "keyMask");
   auto out = a.f32(4, "out"), lse = a.f32(5, "lse");
   AttnCall c = attn_args(a, 6, q, k, v, mask);
-  a.need(out, mul(c.batch, c.heads_q, c.tq, c.head_dim), "out");
+  need_layout(a, out, c.lo, c.batch, c.heads_q, c.tq, c.head_dim, "out");
   a.need(lse, mul(c.batch, c.heads_q, c.tq), "lse");
   if (c.heads_kv == 0) return info.Env().Undefined();
   kernels().attention(c, out.data, lse.data);
@@ -234,13 +273,12 @@ Napi::Value AttentionBackward(const Info& info) {
   auto out = a.f32(4, "out"), lse = a.f32(5, "lse"), dout = a.f32(6, "dOut"), dq = a.f32(7, "dq"),
        dk = a.f32(8, "dk"), dv = a.f32(9, "dv");
   AttnCall c = attn_args(a, 10, q, k, v, mask);
-  size_t nq = mul(c.batch, c.heads_q, c.tq, c.head_dim), nk = mul(c.batch, c.heads_kv, c.tk, c.head_dim);
-  a.need(out, nq, "out");
+  need_layout(a, out, c.lo, c.batch, c.heads_q, c.tq, c.head_dim, "out");
   a.need(lse, mul(c.batch, c.heads_q, c.tq), "lse");
-  a.need(dout, nq, "dOut");
-  a.need(dq, nq, "dq");
-  a.need(dk, nk, "dk");
-  a.need(dv, nk, "dv");
+  need_layout(a, dout, c.lo, c.batch, c.heads_q, c.tq, c.head_dim, "dOut");
+  need_layout(a, dq, c.lq, c.batch, c.heads_q, c.tq, c.head_dim, "dq");
+  need_layout(a, dk, c.lk, c.batch, c.heads_kv, c.tk, c.head_dim, "dk");
+  need_layout(a, dv, c.lv, c.batch, c.heads_kv, c.tk, c.head_dim, "dv");
   if (c.heads_kv == 0) return info.Env().Undefined();
   kernels().attention_backward(c, out.data, lse.data, dout.data, dq.data, dk.data, dv.data);
   return info.Env().Undefined();

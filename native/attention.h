@@ -77,10 +77,10 @@ static inline void transpose_pad(const float* src, size_t rows, size_t cols, siz
     for (size_t r = rows; r < rows_pad; r++) dst[c * ldd + r] = 0.f;
 }
 
-// dst (rows, ldd) = src (rows, cols) zero-padded to ldd columns
-static inline void copy_pad(const float* src, size_t rows, size_t cols, float* dst, size_t ldd) {
+// dst (rows, ldd) = src (rows, cols) with src leading dim lds, zero-padded to ldd columns
+static inline void copy_pad(const float* src, size_t rows, size_t cols, size_t lds, float* dst, size_t ldd) {
   for (size_t r = 0; r < rows; r++) {
-    for (size_t c = 0; c < cols; c++) dst[r * ldd + c] = src[r * cols + c];
+    for (size_t c = 0; c < cols; c++) dst[r * ldd + c] = src[r * lds + c];
     for (size_t c = cols; c < ldd; c++) dst[r * ldd + c] = 0.f;
   }
 }
@@ -106,7 +106,10 @@ LOOM_INLINE float mask_scores(float* x, size_t ns, size_t n_pad, size_t s0, long
   return hmax(mx);
 }
 
-// q (B, Hq, T, D), k, v (B, Hkv, S, D), mask (B, S) or null -> out (B, Hq, T, D), lse (B, Hq, T)
+// q (B, Hq, T, D), k, v (B, Hkv, S, D), mask (B, S) or null -> out (B, Hq, T, D), lse (B, Hq, T).
+// q/k/v/out rows go through a.lq/lk/lv/lo; a row pointer with the token stride as leading dimension is
+// handed to mm() as it is, so strided layouts cost nothing unless D needs padding (then the block is
+// copied into the padded scratch, as the contiguous layout already does). lse is always contiguous.
 static void attention(const AttnCall& a, float* out, float* lse) {
   const size_t B = a.batch, Hq = a.heads_q, Hk = a.heads_kv, T = a.tq, S = a.tk, D = a.head_dim;
   const size_t G = Hq / Hk, Dp = round_up(D, VL), Sp = round_up(S, VL), nqb = (T + ATT_BQ - 1) / ATT_BQ;
@@ -121,7 +124,8 @@ static void attention(const AttnCall& a, float* out, float* lse) {
 #pragma omp parallel num_threads(nt)
   {
 #pragma omp for schedule(static)
-    for (size_t bh = 0; bh < B * Hk; bh++) transpose_pad(a.k + bh * S * D, S, D, D, kt_all + bh * D * Sp, Sp, Sp);
+    for (size_t bh = 0; bh < B * Hk; bh++)
+      transpose_pad(a.k + a.lk.at(bh / Hk, bh % Hk, 0), S, D, a.lk.token, kt_all + bh * D * Sp, Sp, Sp);
     float* vp = scratch(1, ATT_BK * Dp);       // V block padded (BK, Dp)
     float* sc = scratch(2, ATT_BQ * ATT_BK);   // scores / probabilities (BQ, BK)
     float* acc = scratch(3, ATT_BQ * Dp);      // output accumulator (BQ, Dp)
@@ -131,9 +135,10 @@ static void attention(const AttnCall& a, float* out, float* lse) {
     for (size_t task = 0; task < tasks; task++) {
       size_t qb = task % nqb, bh = task / nqb, h = bh % Hq, b = bh / Hq, hk = h / G;
       size_t t0 = qb * ATT_BQ, nq = T - t0 < ATT_BQ ? T - t0 : ATT_BQ;
-      const float* q = a.q + ((b * Hq + h) * T + t0) * D;   // (nq, D)
+      const size_t ldq = a.lq.token, ldv = a.lv.token, ldo = a.lo.token;
+      const float* q = a.q + a.lq.at(b, h, t0);             // (nq, D), leading dim ldq
       const float* kt = kt_all + (b * Hk + hk) * D * Sp;    // (D, Sp)
-      const float* v = a.v + (b * Hk + hk) * S * D;         // (S, D)
+      const float* v = a.v + a.lv.at(b, hk, 0);             // (S, D), leading dim ldv
       const int32_t* mask = a.mask ? a.mask + b * S : nullptr;
       long last = a.causal ? static_cast<long>(t0 + nq - 1) + off : static_cast<long>(S) - 1;
       size_t s_end = last < 0 ? 0 : (static_cast<size_t>(last) + 1 < S ? static_cast<size_t>(last) + 1 : S);
@@ -144,7 +149,7 @@ static void attention(const AttnCall& a, float* out, float* lse) {
       for (size_t i = 0; i < nq * Dp; i++) acc[i] = 0.f;
       for (size_t s0 = 0; s0 < s_end; s0 += ATT_BK) {
         size_t ns = s_end - s0 < ATT_BK ? s_end - s0 : ATT_BK, nsp = round_up(ns, VL);
-        mm(nq, nsp, D, q, D, kt + s0, Sp, sc, ATT_BK, false);  // sc (nq, nsp) = q k^T
+        mm(nq, nsp, D, q, ldq, kt + s0, Sp, sc, ATT_BK, false);  // sc (nq, nsp) = q k^T
         for (size_t i = 0; i < nq; i++) {
           size_t t = t0 + i;
           float* row = sc + i * ATT_BK;
@@ -171,26 +176,31 @@ static void attention(const AttnCall& a, float* out, float* lse) {
             for (size_t d = 0; d < Dp; d += VL) vstore(ar + d, vload(ar + d) * corr);
           }
         }
-        const float* vb = v + s0 * D;
+        const float* vb = v + s0 * ldv;
+        size_t ldvb = ldv;
         if (Dp != D) {
-          copy_pad(vb, ns, D, vp, Dp);
+          copy_pad(vb, ns, D, ldv, vp, Dp);
           vb = vp;
+          ldvb = Dp;
         }
-        mm(nq, Dp, ns, sc, ATT_BK, vb, Dp, acc, Dp, true);  // acc (nq, Dp) += p v
+        mm(nq, Dp, ns, sc, ATT_BK, vb, ldvb, acc, Dp, true);  // acc (nq, Dp) += p v
       }
-      float* o = out + ((b * Hq + h) * T + t0) * D;
+      float* o = out + a.lo.at(b, h, t0);
       float* ls = lse + (b * Hq + h) * T + t0;
       for (size_t i = 0; i < nq; i++) {
         float l = lrow[i];
         float inv = l > 0.f ? 1.f / l : 0.f;
-        for (size_t d = 0; d < D; d++) o[i * D + d] = acc[i * Dp + d] * inv;
+        for (size_t d = 0; d < D; d++) o[i * ldo + d] = acc[i * Dp + d] * inv;
         ls[i] = l > 0.f ? mrow[i] + static_cast<float>(std::log(static_cast<double>(l))) : -__builtin_inff();
       }
     }
   }
 }
 
-// q, out, dout (B, Hq, T, D), k, v (B, Hkv, S, D), lse (B, Hq, T) -> dq (B, Hq, T, D), dk, dv (B, Hkv, S, D)
+// q, out, dout (B, Hq, T, D), k, v (B, Hkv, S, D), lse (B, Hq, T) -> dq (B, Hq, T, D), dk, dv (B, Hkv, S, D).
+// out/dout go through a.lo, q/dq through a.lq, k/dk through a.lk, v/dv through a.lv. A task writes only
+// the dq rows of its own query heads and the dk/dv rows of its kv head, so dq/dk/dv may be three disjoint
+// regions of one packed storage (the gradient of a packed QKV).
 static void attention_backward(const AttnCall& a, const float* out, const float* lse, const float* dout, float* dq,
                                float* dk, float* dv) {
   const size_t B = a.batch, Hq = a.heads_q, Hk = a.heads_kv, T = a.tq, S = a.tk, D = a.head_dim;
@@ -221,36 +231,41 @@ static void attention_backward(const AttnCall& a, const float* out, const float*
 #pragma omp for schedule(dynamic, 1)
     for (size_t task = 0; task < tasks; task++) {
       size_t b = task / Hk, hk = task % Hk;
-      const float* k = a.k + (b * Hk + hk) * S * D;
-      const float* v = a.v + (b * Hk + hk) * S * D;
+      const size_t ldk = a.lk.token, ldv = a.lv.token, ldq = a.lq.token, ldo = a.lo.token;
+      const float* k = a.k + a.lk.at(b, hk, 0);
+      const float* v = a.v + a.lv.at(b, hk, 0);
       const int32_t* mask = a.mask ? a.mask + b * S : nullptr;
-      transpose_pad(k, S, D, D, kt, Sp, Sp);
-      transpose_pad(v, S, D, D, vt, Sp, Sp);
+      transpose_pad(k, S, D, ldk, kt, Sp, Sp);
+      transpose_pad(v, S, D, ldv, vt, Sp, Sp);
       const float* kb = k;
+      size_t ldkb = ldk;
       if (Dp != D) {
-        copy_pad(k, S, D, kp, Dp);
+        copy_pad(k, S, D, ldk, kp, Dp);
         kb = kp;
+        ldkb = Dp;
       }
       for (size_t i = 0; i < 2 * S * Dp; i++) dka[i] = 0.f;
       for (size_t g = 0; g < G; g++) {
         size_t h = hk * G + g;
         for (size_t qb = 0; qb < nqb; qb++) {
           size_t t0 = qb * ATT_BQ, nq = T - t0 < ATT_BQ ? T - t0 : ATT_BQ;
-          size_t row0 = (b * Hq + h) * T + t0;
-          const float* qs = a.q + row0 * D;
-          const float* dos = dout + row0 * D;
-          const float* os = out + row0 * D;
+          size_t row0 = (b * Hq + h) * T + t0;  // of lse and the dropout index (always (B, Hq, T))
+          const float* qs = a.q + a.lq.at(b, h, t0);
+          const float* dos = dout + a.lo.at(b, h, t0);
+          const float* os = out + a.lo.at(b, h, t0);
           const float* qb_ = qs;
           const float* dob = dos;
+          size_t ldqb = ldq, ldob = ldo;
           if (Dp != D) {
-            copy_pad(qs, nq, D, qp, Dp);
-            copy_pad(dos, nq, D, dop, Dp);
+            copy_pad(qs, nq, D, ldq, qp, Dp);
+            copy_pad(dos, nq, D, ldo, dop, Dp);
             qb_ = qp;
             dob = dop;
+            ldqb = ldob = Dp;
           }
           for (size_t i = 0; i < nq; i++) {
             float s = 0.f;
-            for (size_t d = 0; d < D; d++) s += dos[i * D + d] * os[i * D + d];
+            for (size_t d = 0; d < D; d++) s += dos[i * ldo + d] * os[i * ldo + d];
             drow[i] = s;
             lrow[i] = lse[row0 + i];
           }
@@ -259,8 +274,8 @@ static void attention_backward(const AttnCall& a, const float* out, const float*
           size_t s_end = last < 0 ? 0 : (static_cast<size_t>(last) + 1 < S ? static_cast<size_t>(last) + 1 : S);
           for (size_t s0 = 0; s0 < s_end; s0 += ATT_BK) {
             size_t ns = s_end - s0 < ATT_BK ? s_end - s0 : ATT_BK, nsp = round_up(ns, VL);
-            mm(nq, nsp, D, qb_, Dp, kt + s0, Sp, pb, ATT_BK, false);    // S = q k^T
-            mm(nq, nsp, D, dob, Dp, vt + s0, Sp, dsb, ATT_BK, false);   // dP = dO v^T
+            mm(nq, nsp, D, qb_, ldqb, kt + s0, Sp, pb, ATT_BK, false);    // S = q k^T
+            mm(nq, nsp, D, dob, ldob, vt + s0, Sp, dsb, ATT_BK, false);   // dP = dO v^T
             for (size_t i = 0; i < nq; i++) {
               size_t t = t0 + i;
               float* prow = pb + i * ATT_BK;
@@ -287,21 +302,21 @@ static void attention_backward(const AttnCall& a, const float* out, const float*
                 vstore(drw + j, p * (dp - dv_) * a.scale);
               }
             }
-            mm<true>(ns, Dp, nq, pb, ATT_BK, dob, Dp, dva + s0 * Dp, Dp, true);   // dV += P^T dO
-            mm<true>(ns, Dp, nq, dsb, ATT_BK, qb_, Dp, dka + s0 * Dp, Dp, true);  // dK += dS^T q
-            mm(nq, Dp, ns, dsb, ATT_BK, kb + s0 * Dp, Dp, dqa, Dp, true);   // dQ += dS k
+            mm<true>(ns, Dp, nq, pb, ATT_BK, dob, ldob, dva + s0 * Dp, Dp, true);   // dV += P^T dO
+            mm<true>(ns, Dp, nq, dsb, ATT_BK, qb_, ldqb, dka + s0 * Dp, Dp, true);  // dK += dS^T q
+            mm(nq, Dp, ns, dsb, ATT_BK, kb + s0 * ldkb, ldkb, dqa, Dp, true);   // dQ += dS k
           }
-          float* dqo = dq + row0 * D;
+          float* dqo = dq + a.lq.at(b, h, t0);
           for (size_t i = 0; i < nq; i++)
-            for (size_t d = 0; d < D; d++) dqo[i * D + d] = dqa[i * Dp + d];
+            for (size_t d = 0; d < D; d++) dqo[i * ldq + d] = dqa[i * Dp + d];
         }
       }
-      float* dko = dk + (b * Hk + hk) * S * D;
-      float* dvo = dv + (b * Hk + hk) * S * D;
+      float* dko = dk + a.lk.at(b, hk, 0);
+      float* dvo = dv + a.lv.at(b, hk, 0);
       for (size_t s = 0; s < S; s++)
         for (size_t d = 0; d < D; d++) {
-          dko[s * D + d] = dka[s * Dp + d];
-          dvo[s * D + d] = dva[s * Dp + d];
+          dko[s * ldk + d] = dka[s * Dp + d];
+          dvo[s * ldv + d] = dva[s * Dp + d];
         }
     }
   }

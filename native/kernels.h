@@ -27,11 +27,20 @@ struct GemmCall {
   bool bf16 = false;  // A and B rounded to bf16, products summed in fp32 (gemm_bf16.cc)
 };
 
+// Where row (b, h, t) of a (B, H, T, D) operand starts: off + b*batch + h*head + t*token (elements; the
+// head dim is contiguous). Lets attention read q/k/v as views of a packed QKV or a KV cache with spare
+// capacity, and write out/dq/dk/dv in the layout the caller's next GEMM wants, without copies.
+struct AttnStrides {
+  size_t off, batch, head, token;
+  size_t at(size_t b, size_t h, size_t t) const { return off + b * batch + h * head + t * token; }
+};
+
 struct AttnCall {
-  const float* q;       // (B, Hq, T, D)
-  const float* k;       // (B, Hkv, S, D)
-  const float* v;       // (B, Hkv, S, D)
+  const float* q;       // (B, Hq, T, D) through lq
+  const float* k;       // (B, Hkv, S, D) through lk
+  const float* v;       // (B, Hkv, S, D) through lv
   const int32_t* mask;  // (B, S) or null
+  AttnStrides lq, lk, lv, lo;  // lo: out and dOut (forward output layout); dq/dk/dv use lq/lk/lv
   size_t batch, heads_q, heads_kv, tq, tk, head_dim;
   float scale;
   bool causal;
@@ -137,6 +146,6 @@ void embedding_backward(const int32_t* ids, const float* dy, float* dtable, size
 
 // ---- rope.cc ----
 void rope(const float* x, float* out, const float* inv_freq, const int32_t* positions, size_t batch, size_t heads,
-          size_t t, size_t head_dim, size_t rotary_dim, bool inverse);
+          size_t t, size_t head_dim, size_t rotary_dim, bool inverse, bool token_major);
 
 }  // namespace loom

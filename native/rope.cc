@@ -1,5 +1,6 @@
 // Rotary position embedding, "rotate_half" convention (HF Llama/NeoX), forward and inverse (= backward).
-// x, out (B, H, T, headDim); angle = positions[b*T + t] * invFreq[i] in float32 (as HF computes it), then
+// x, out (B, H, T, headDim), or (B, T, H, headDim) with token_major (heads as the projection wrote them,
+// so attention can read them without a permute copy); angle = positions[b*T + t] * invFreq[i] in float32 (as HF computes it), then
 // float cos/sin of it (libm, < 1 ulp). The first rotaryDim dims rotate, the rest are copied.
 #include <cmath>
 #include <vector>
@@ -11,7 +12,7 @@
 namespace loom {
 
 void rope(const float* x, float* out, const float* inv_freq, const int32_t* positions, size_t batch, size_t heads,
-          size_t t, size_t head_dim, size_t rotary_dim, bool inverse) {
+          size_t t, size_t head_dim, size_t rotary_dim, bool inverse, bool token_major) {
   const size_t half = rotary_dim / 2;
   // cos/sin tables (B*T, half): computed once, shared by all heads
   std::vector<float> cs(batch * t * half * 2);
@@ -30,7 +31,7 @@ void rope(const float* x, float* out, const float* inv_freq, const int32_t* posi
   nt = threads_for(static_cast<double>(rows) * head_dim, 1 << 15);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (size_t r = 0; r < rows; r++) {
-    size_t b = r / (heads * t), ti = r % t;
+    size_t b = r / (heads * t), ti = token_major ? r / heads % t : r % t;
     const float* c = cs.data() + (b * t + ti) * half * 2;
     const float* s = c + half;
     const float* xr = x + r * head_dim;

@@ -72,6 +72,27 @@ const CHECKS: Check[] = [
     inputs: [{ shape: [1, 2, 4, 4] }, { shape: [1, 2, 4, 4] }, { shape: [1, 2, 4, 4] }],
     fn: ([q, k, v]) => L.attention(q!, k!, v!, { dropout: 0.3, seed: 7 }),
   },
+  {
+    name: "attention 'bthd' causal GQA mask",
+    inputs: [{ shape: [2, 3, 4, 8] }, { shape: [2, 5, 2, 8] }, { shape: [2, 5, 2, 8] }],
+    fn: ([q, k, v]) => L.attention(q!, k!, v!, { layout: 'bthd', causal: true, keyMask: ids([1, 1, 1, 1, 1, 0, 1, 1, 1, 1], [2, 5]) }),
+  },
+  {
+    name: "attention 'bthd' kvLength (cache capacity) dropout",
+    inputs: [{ shape: [1, 2, 2, 4] }, { shape: [1, 6, 1, 4] }, { shape: [1, 6, 1, 4] }],
+    fn: ([q, k, v]) => L.attention(q!, k!, v!, { layout: 'bthd', kvLength: 4, causal: true, dropout: 0.3, seed: 11 }),
+  },
+  {
+    name: 'attentionPacked causal GQA mask dropout',
+    inputs: [{ shape: [2, 3, 32] }],
+    fn: ([qkv]) => L.attentionPacked(qkv!, { heads: 4, kvHeads: 2, causal: true, keyMask: ids([1, 0, 1, 1, 1, 1], [2, 3]), dropout: 0.2, seed: 5 }),
+  },
+  {
+    name: 'attentionPacked with past keys/values',
+    inputs: [{ shape: [1, 2, 24] }, { shape: [1, 5, 2, 4] }, { shape: [1, 5, 2, 4] }],
+    fn: ([qkv, k, v]) => L.attentionPacked(qkv!, { heads: 2, causal: true, past: { k: k!, v: v!, length: 4 } }),
+  },
+  { name: "rope 'bthd'", inputs: [{ shape: [2, 3, 2, 8] }], fn: ([x]) => L.rope(x!, { offset: 2, rotaryDim: 6, layout: 'bthd' }) },
   { name: 'dropout', inputs: [{ shape: [20] }], fn: ([x]) => L.dropout(x!, 0.25, { seed: 3 }) },
   { name: 'reshape permute', inputs: [{ shape: [2, 3, 4] }], fn: ([x]) => L.permute(L.reshape(x!, [4, 3, 2]), [2, 0, 1]) },
   { name: 'slice concat', inputs: [{ shape: [3, 4] }, { shape: [2, 4] }], fn: ([a, b]) => L.concat([L.slice(a!, 0, 1), b!, a!], 0) },

@@ -93,6 +93,47 @@ describe('generation options', () => {
     assert.deepEqual([...nucleus].sort(), [0, 1]);
   });
 
+  it('KVCache writes in place, grows by doubling, copies from packed qkv, refuses gradients', () => {
+    const [b, h, d] = [2, 3, 4];
+    const g = new L.Generator(2);
+    const rows = (t: number) => Float32Array.from({ length: b * t * h * d }, () => g.normal());
+    const chunks = [rows(3), rows(1), rows(2), rows(1)];
+    const cache = new L.KVCache();
+    let layer: L.KVLayer | null = null;
+    const capacities: number[] = [];
+    L.noGrad(() =>
+      L.scope(() => {
+        for (const c of chunks) {
+          const t = c.length / (b * h * d);
+          // the same keys through append, the values through appendPacked's v part of [B, T, (1 + 2) * H*D]
+          const qkv = new Float32Array(b * t * 3 * h * d);
+          for (let r = 0; r < b * t; r++) qkv.set(c.subarray(r * h * d, (r + 1) * h * d), r * 3 * h * d + 2 * h * d);
+          const k = L.tensor(c, [b, t, h, d]);
+          layer = cache.append(0, k, k);
+          layer = cache.appendPacked(1, L.tensor(qkv, [b, t, 3 * h * d]), h);
+          capacities.push(layer.k.shape[1]!);
+        }
+      }),
+    );
+    assert.deepEqual(capacities, [3, 6, 6, 12], 'grown to fit, then by doubling');
+    assert.equal(cache.length, 7);
+    // each batch row holds its chunks in order
+    const want = new Float32Array(b * 12 * h * d).fill(NaN);
+    let pos = 0;
+    for (const c of chunks) {
+      const t = c.length / (b * h * d);
+      for (let i = 0; i < b; i++) want.set(c.subarray(i * t * h * d, (i + 1) * t * h * d), (i * 12 + pos) * h * d);
+      pos += t;
+    }
+    const filled = (x: Float32Array) => x.filter((_, j) => Math.floor(j / (h * d)) % 12 < 7);
+    assert.deepEqual(filled(layer!.v.dataSync() as Float32Array), filled(want));
+    const k = L.tensor(rows(1), [b, 1, h, d], { requiresGrad: true });
+    assert.throws(() => cache.append(0, k, k), /the cache is for inference; run decoding under noGrad/);
+    assert.throws(() => L.noGrad(() => L.scope(() => cache.append(0, L.zeros([b, 1, h + 1, d]), L.zeros([b, 1, h + 1, d])))), /layer 0 holds \[2,12,3,4\] buffers/);
+    cache.dispose();
+    k.dispose();
+  });
+
   it('explains what it cannot do', () => {
     const bert = L.createModel(tinyConfig('bert'), 'masked-lm');
     assert.throws(() => L.generate(bert, [[1, 2]]), /BertForMaskedLM is not a causal LM/);

@@ -81,6 +81,34 @@ export interface GemmArgs {
   bf16?: boolean;
 }
 
+/**
+ * Where the rows of one attention operand, seen as [B, H, T, D], lie in its storage: row (b, h, t)
+ * starts at element offset + b*batch + h*head + t*token and its D values are contiguous. Lets q, k, v
+ * be views of one packed QKV projection or of a KV cache with spare capacity, without copies.
+ */
+export interface AttentionStrides {
+  offset: number;
+  batch: number;
+  head: number;
+  token: number;
+}
+
+/**
+ * Layouts of q, k, v and out (dOut uses out's; dq, dk, dv use q's, k's, v's). Written regions must not
+ * overlap; dq, dk, dv may be three disjoint regions of one storage (the gradient of a packed QKV).
+ */
+export interface AttentionLayout {
+  q: AttentionStrides;
+  k: AttentionStrides;
+  v: AttentionStrides;
+  out: AttentionStrides;
+}
+
+/** Strides of a contiguous [B, H, T, D] tensor. */
+export function contiguousStrides(heads: number, t: number, d: number): AttentionStrides {
+  return { offset: 0, batch: heads * t * d, head: t * d, token: d };
+}
+
 export interface AttentionArgs {
   batch: number;
   headsQ: number;
@@ -96,6 +124,8 @@ export interface AttentionArgs {
   /** Dropout probability on the attention probabilities (0 = none). Mask regenerated from seed in backward. */
   dropoutP: number;
   seed: number;
+  /** Strided operands; absent = every operand contiguous [B, H, T, D] (lse is always contiguous [B, Hq, T]). */
+  layout?: AttentionLayout;
 }
 
 export interface AdamWArgs {
@@ -258,6 +288,7 @@ export interface Backend {
    * Rotary embedding, "rotate_half" convention (HF Llama/NeoX): x is [batch, heads, T, headDim]; the first
    * rotaryDim dims are rotated, the rest copied. angle = positions[b*T + t] * invFreq[i] (positions i32
    * [batch*T]), pairs (i, i + rotaryDim/2). inverse = true rotates by -angle (the backward pass).
+   * tokenMajor: x and out are [batch, t, heads, headDim] instead.
    */
   rope(
     x: Storage,
@@ -270,11 +301,12 @@ export interface Backend {
     headDim: number,
     rotaryDim: number,
     inverse: boolean,
+    tokenMajor?: boolean,
   ): void;
 
   /**
    * Fused scaled-dot-product attention, memory O(T) (no T x S matrix kept). q [B, Hq, T, D], k/v
-   * [B, Hkv, S, D], out [B, Hq, T, D], lse [B, Hq, T] (logsumexp of the scaled, masked scores; -Infinity
+   * [B, Hkv, S, D], out [B, Hq, T, D] (or as args.layout places them), lse [B, Hq, T] (logsumexp of the scaled, masked scores; -Infinity
    * for a row with no visible key, whose output is 0). keyMask (i32 [B, S], nonzero = attend) is optional.
    */
   attention(

@@ -4,7 +4,7 @@
 import { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
 import { zeros } from '../engine/create.js';
-import { add, attention, embedding, linear, permute, reshape, slice, tanh } from '../engine/ops/index.js';
+import { add, attention, embedding, linear, reshape, slice, tanh } from '../engine/ops/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, Embedding, LayerNorm, Linear, type LinearBase } from '../nn/layers.js';
 import { withoutInit } from '../nn/init.js';
@@ -52,12 +52,15 @@ class BertSelfAttention extends Module {
   forward(x: Tensor, mask: Tensor | null): Tensor {
     const [b, t, c] = x.shape as [number, number, number];
     const h = this.config.num_attention_heads;
-    const heads = (p: LinearBase) => permute(reshape(p.forward(x), [b, t, h, c / h]), [0, 2, 1, 3]); // [B, H, T, D]
+    // [B, T, H, D] is a free reshape of each projection and the output's layout is the merged [B, T, C]:
+    // attention reads and writes heads in place, so neither direction copies.
+    const heads = (p: LinearBase) => reshape(p.forward(x), [b, t, h, c / h]);
     const y = attention(heads(this.query), heads(this.key), heads(this.value), {
+      layout: 'bthd',
       keyMask: mask,
       dropout: this.training ? this.config.attention_probs_dropout_prob : 0,
     });
-    return reshape(permute(y, [0, 2, 1, 3]), [b, t, c]);
+    return reshape(y, [b, t, c]);
   }
 }
 

@@ -120,7 +120,8 @@ export function* generateSteps(model: PretrainedModel, prompts: readonly (readon
   const out: number[][] = prompts.map(() => []);
   const reasons: ('stop' | 'length')[] = prompts.map(() => 'length');
   const done = new Array<boolean>(b).fill(false);
-  const cache = useCache ? new KVCache() : null;
+  // Reserved for the whole generation, so the cache never grows mid-way.
+  const cache = useCache ? new KVCache({ capacity: longest + maxNew }) : null;
   try {
     for (let step = 0; step < maxNew; step++) {
       const total = ids[0]!.length;

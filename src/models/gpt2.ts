@@ -3,7 +3,7 @@
 
 import { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
-import { add, attention, embedding, linear, permute, reshape, slice } from '../engine/ops/index.js';
+import { add, attentionPacked, embedding, linear, slice } from '../engine/ops/index.js';
 import { Module } from '../nn/module.js';
 import { Conv1D, Dropout, Embedding, LayerNorm, Linear, type LinearBase } from '../nn/layers.js';
 import { withoutInit } from '../nn/init.js';
@@ -36,23 +36,20 @@ class GPT2Attention extends Module {
   }
 
   forward(x: Tensor, mask: Tensor | null, cache: KVCache | null): Tensor {
-    const [b, t, c] = x.shape as [number, number, number];
-    const h = this.config.n_head;
-    const d = c / h;
-    // c_attn gives [B, T, 3C] = (q | k | v), each C split into H heads of D.
-    const qkv = permute(reshape(this.c_attn.forward(x), [b, t, 3, h, d]), [2, 0, 3, 1, 4]); // [3, B, H, T, D]
-    const part = (i: number) => reshape(slice(qkv, 0, i, i + 1), [b, h, t, d]);
-    let k = part(1);
-    let v = part(2);
-    if (cache) ({ k, v } = cache.append(this.layerIdx, k, v));
-    const y = attention(part(0), k, v, {
+    // c_attn gives [B, T, 3C] = (q | k | v) per token, each C split into H heads: the packed attention
+    // reads the heads in place and writes [B, T, C] with the heads merged, so nothing is copied, and
+    // its backward writes d(qkv) as one buffer. A cache takes this step's keys/values straight from qkv.
+    const qkv = this.c_attn.forward(x);
+    const past = cache ? cache.appendPacked(this.layerIdx, qkv, this.config.n_head) : undefined;
+    const y = attentionPacked(qkv, {
+      heads: this.config.n_head,
+      past,
       causal: true,
       keyMask: mask,
       scale: this.scale,
       dropout: this.training ? this.config.attn_pdrop : 0,
     });
-    const merged = reshape(permute(y, [0, 2, 1, 3]), [b, t, c]);
-    return this.resid_dropout.forward(this.c_proj.forward(merged));
+    return this.resid_dropout.forward(this.c_proj.forward(y));
   }
 }
 

@@ -2,7 +2,7 @@
 // names, Hugging Face checkpoints both ways, generation, and LoRA adapters in PEFT's format.
 
 export * from './config.js';
-export { PretrainedModel, KVCache, TASKS, type Task, type ModelInputs, type ModelOutput, type ModelOptions, type InitRule } from './model.js';
+export { PretrainedModel, KVCache, TASKS, type KVLayer, type KVCacheOptions, type Task, type ModelInputs, type ModelOutput, type ModelOptions, type InitRule } from './model.js';
 export * from './gpt2.js';
 export * from './bert.js';
 export * from './llama.js';

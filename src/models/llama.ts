@@ -3,7 +3,7 @@
 
 import { Generator } from '../engine/random.js';
 import type { Tensor } from '../engine/tensor.js';
-import { add, attention, linear, mul, permute, reshape, rope, ropeInvFreq, silu, slice } from '../engine/ops/index.js';
+import { add, attention, linear, mul, reshape, rope, ropeInvFreq, silu, slice } from '../engine/ops/index.js';
 import { Module } from '../nn/module.js';
 import { Dropout, Embedding, Linear, RMSNorm, type LinearBase } from '../nn/layers.js';
 import { withoutInit } from '../nn/init.js';
@@ -72,14 +72,23 @@ class LlamaAttention extends Module {
   forward(x: Tensor, mask: Tensor | null, positions: readonly number[], invFreq: Float32Array, cache: KVCache | null): Tensor {
     const [b, t] = x.shape as [number, number, number];
     const d = this.headDim;
-    const heads = (p: LinearBase, h: number) => permute(reshape(p.forward(x), [b, t, h, d]), [0, 2, 1, 3]); // [B, H, T, D]
-    const q = rope(heads(this.q_proj, this.config.num_attention_heads), { positions, invFreq });
-    let k = rope(heads(this.k_proj, this.config.num_key_value_heads), { positions, invFreq });
+    // Heads stay where the projections put them ([B, T, H, D], a free reshape): rope and attention take
+    // that layout, and the output reshapes to [B, T, Hq*D] for o_proj, so no head split/merge copies.
+    const heads = (p: LinearBase, h: number) => reshape(p.forward(x), [b, t, h, d]);
+    const q = rope(heads(this.q_proj, this.config.num_attention_heads), { positions, invFreq, layout: 'bthd' });
+    let k = rope(heads(this.k_proj, this.config.num_key_value_heads), { positions, invFreq, layout: 'bthd' });
     let v = heads(this.v_proj, this.config.num_key_value_heads);
-    if (cache) ({ k, v } = cache.append(this.layerIdx, k, v));
+    let kvLength: number | undefined;
+    if (cache) ({ k, v, length: kvLength } = cache.append(this.layerIdx, k, v));
     // Grouped-query attention: the op maps each query head to its key/value head itself.
-    const y = attention(q, k, v, { causal: true, keyMask: mask, dropout: this.training ? this.config.attention_dropout : 0 });
-    return this.o_proj.forward(reshape(permute(y, [0, 2, 1, 3]), [b, t, this.config.num_attention_heads * d]));
+    const y = attention(q, k, v, {
+      layout: 'bthd',
+      kvLength,
+      causal: true,
+      keyMask: mask,
+      dropout: this.training ? this.config.attention_dropout : 0,
+    });
+    return this.o_proj.forward(reshape(y, [b, t, this.config.num_attention_heads * d]));
   }
 }
 

@@ -2,12 +2,12 @@
 // class name, checkpoint key rules, init by name, save), the KV cache, and the heads' losses.
 
 import { Generator } from '../engine/random.js';
-import { Tensor, shapeString } from '../engine/tensor.js';
-import { scope } from '../engine/engine.js';
+import { Tensor, empty, shapeString } from '../engine/tensor.js';
+import { isGradEnabled, scope } from '../engine/engine.js';
 import { checkpoint } from '../engine/checkpoint.js';
 import { tensor } from '../engine/create.js';
 import {
-  add, addScalar, concat, crossEntropy, embedding, exp, log, mean, mul, neg, pow, relu, reshape, squeeze, sub,
+  add, addScalar, crossEntropy, embedding, exp, log, mean, mul, neg, pow, relu, reshape, squeeze, sub,
   gelu, silu, tanh,
 } from '../engine/ops/index.js';
 import { Module, ModuleList } from '../nn/module.js';
@@ -123,31 +123,86 @@ export class BlockStack<M extends Module> extends ModuleList<M> {
   }
 }
 
-/** Keys and values of earlier tokens, one [B, Hkv, S, D] pair per layer, for incremental decoding. */
+/** One layer's cache: key and value buffers [B, capacity, Hkv, D] whose first `length` positions are filled. */
+export interface KVLayer {
+  k: Tensor;
+  v: Tensor;
+  length: number;
+}
+
+export interface KVCacheOptions {
+  /** Positions to reserve up front (e.g. prompt + new tokens), so decoding never grows the buffers. */
+  capacity?: number;
+}
+
+/**
+ * Keys and values of earlier tokens, per layer, for incremental decoding. Each layer keeps [B, capacity,
+ * Hkv, D] buffers ('bthd', the layout the projections produce) and writes each step's keys and values
+ * into place; attention reads the first `length` positions through strides (`kvLength` / `past`), so a
+ * step copies only its own tokens (transformers' DynamicCache concatenates, copying the whole cache per
+ * step). A full buffer is replaced by one twice as large, copied once. Inference only: the buffers are
+ * written outside autograd, so appending keys that need a gradient is an error.
+ */
 export class KVCache {
-  private readonly layers: ({ k: Tensor; v: Tensor } | undefined)[] = [];
+  private readonly layers: (KVLayer | undefined)[] = [];
+  private readonly reserve: number;
+
+  constructor(options: KVCacheOptions = {}) {
+    this.reserve = options.capacity ?? 0;
+  }
 
   /** Number of cached positions. */
   get length(): number {
-    return this.layers[0]?.k.shape[2] ?? 0;
+    return this.layers[0]?.length ?? 0;
   }
 
-  /**
-   * Appends one layer's new keys and values [B, Hkv, T, D] and returns the whole cached pair. The
-   * cache owns what it holds (kept out of scopes); the previous tensors are freed. Concatenation
-   * copies the cache per step, as transformers' DynamicCache does.
-   */
-  append(layer: number, k: Tensor, v: Tensor): { k: Tensor; v: Tensor } {
-    const prev = this.layers[layer];
-    const next = prev ? { k: concat([prev.k, k], 2), v: concat([prev.v, v], 2) } : { k, v };
-    next.k.keep();
-    next.v.keep();
-    if (prev) {
-      prev.k.dispose();
-      prev.v.dispose();
+  /** Appends one layer's new keys and values [B, T, Hkv, D]; returns the layer's buffers and length. */
+  append(layer: number, k: Tensor, v: Tensor): KVLayer {
+    if (k.rank !== 4 || !k.shape.every((n, i) => n === v.shape[i])) {
+      throw new Error(`KVCache: keys ${shapeString(k.shape)} and values ${shapeString(v.shape)} must both be [batch, T, kvHeads, headDim]`);
     }
-    this.layers[layer] = next;
-    return next;
+    const [b, t, h, d] = k.shape as [number, number, number, number];
+    return this.write(layer, [k, 0], [v, 0], h * d, [b, t, h, d]);
+  }
+
+  /** Appends the key and value heads of a packed projection qkv [B, T, (Hq + 2 Hkv) * D] (GPT-2's c_attn). */
+  appendPacked(layer: number, qkv: Tensor, heads: number, kvHeads = heads): KVLayer {
+    const [b, t, w] = qkv.shape as [number, number, number];
+    const d = w / (heads + 2 * kvHeads);
+    if (qkv.rank !== 3 || !Number.isInteger(d)) throw new Error(`KVCache: qkv ${shapeString(qkv.shape)} is not [batch, T, (${heads} + 2*${kvHeads}) * headDim]`);
+    return this.write(layer, [qkv, heads * d], [qkv, (heads + kvHeads) * d], w, [b, t, kvHeads, d]);
+  }
+
+  /** Copies T tokens (each kvHeads*D contiguous values, `stride` apart, from an offset) behind the cached ones. */
+  private write(layer: number, k: [Tensor, number], v: [Tensor, number], stride: number, [b, t, h, d]: number[]): KVLayer {
+    if (isGradEnabled() && (k[0].requiresGrad || v[0].requiresGrad)) {
+      throw new Error('KVCache: the cache is for inference; run decoding under noGrad()');
+    }
+    let l = this.layers[layer];
+    if (l && (l.k.shape[0] !== b || l.k.shape[2] !== h || l.k.shape[3] !== d)) {
+      throw new Error(`KVCache: layer ${layer} holds ${shapeString(l.k.shape)} buffers, cannot append [${b},${t},${h},${d}]`);
+    }
+    const row = h * d;
+    const len = l?.length ?? 0;
+    const cap = l?.k.shape[1] ?? 0;
+    if (!l || len + t > cap) {
+      const grown = Math.max(len + t, 2 * cap, this.reserve);
+      const backend = k[0].backend;
+      const next: KVLayer = { k: empty([b, grown, h, d], 'f32', backend).keep(), v: empty([b, grown, h, d], 'f32', backend).keep(), length: len };
+      if (l) {
+        for (const key of ['k', 'v'] as const) {
+          backend.stridedCopy(l[key].storage, 0, [cap * row, 1], [b, len * row], next[key].storage, 0, [grown * row, 1]);
+          l[key].dispose();
+        }
+      }
+      this.layers[layer] = l = next;
+    }
+    const capacity = l.k.shape[1]!;
+    for (const [dst, [src, offset]] of [[l.k, k], [l.v, v]] as const) {
+      src.backend.stridedCopy(src.storage, offset, [t * stride, stride, 1], [b, t, row], dst.storage, len * row, [capacity * row, row, 1]);
+    }
+    l.length = len + t;
+    return l;
   }
 
   dispose(): void {

@@ -5,6 +5,7 @@
 import type {
   AdamWArgs,
   AttentionArgs,
+  AttentionLayout,
   Backend,
   BinaryOp,
   GemmArgs,
@@ -31,6 +32,12 @@ function i32(s: Storage, what: string): Int32Array {
   const h = host(s, what);
   if (h.dtype !== 'i32') throw new Error(`cpu: ${what} must be i32, got ${h.dtype}`);
   return h.data as Int32Array;
+}
+
+/** The addon's layout argument: 16 integers (offset, batch, head, token of q, k, v, out), or null. */
+function layoutArray(l: AttentionLayout | undefined): number[] | null {
+  if (!l) return null;
+  return [l.q, l.k, l.v, l.out].flatMap((s) => [s.offset, s.batch, s.head, s.token]);
 }
 
 const optF32 = (s: Storage | null | undefined, what: string): Float32Array | null => (s ? f32(s, what) : null);
@@ -294,6 +301,7 @@ export class CpuBackend extends HostBackend implements Backend {
     headDim: number,
     rotaryDim: number,
     inverse: boolean,
+    tokenMajor = false,
   ): void {
     this.native.rope(
       f32(x, 'x'),
@@ -306,6 +314,7 @@ export class CpuBackend extends HostBackend implements Backend {
       headDim,
       rotaryDim,
       inverse,
+      tokenMajor,
     );
   }
   attention(
@@ -335,6 +344,7 @@ export class CpuBackend extends HostBackend implements Backend {
       a.causal,
       a.dropoutP,
       a.seed,
+      layoutArray(a.layout),
     );
   }
   attentionBackward(
@@ -372,6 +382,7 @@ export class CpuBackend extends HostBackend implements Backend {
       a.causal,
       a.dropoutP,
       a.seed,
+      layoutArray(a.layout),
     );
   }
   dropout(x: Storage, out: Storage, p: number, seed: number): void {

@@ -145,6 +145,7 @@ export interface NativeAddon {
     headDim: number,
     rotaryDim: number,
     inverse: boolean,
+    tokenMajor: boolean,
   ): void;
   attention(
     q: F32,
@@ -163,6 +164,7 @@ export interface NativeAddon {
     causal: boolean,
     dropoutP: number,
     seed: number,
+    layout: readonly number[] | null,
   ): void;
   attentionBackward(
     q: F32,
@@ -185,6 +187,7 @@ export interface NativeAddon {
     causal: boolean,
     dropoutP: number,
     seed: number,
+    layout: readonly number[] | null,
   ): void;
 }
 

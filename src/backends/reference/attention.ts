@@ -1,9 +1,20 @@
 // Reference fused scaled-dot-product attention, forward and backward: causal (bottom-right aligned),
-// grouped-query heads, optional key mask and probability dropout. One query row at a time (O(S) memory).
+// grouped-query heads, optional key mask and probability dropout, strided operands (args.layout). One
+// query row at a time (O(S) memory).
 
-import type { AttentionArgs, Storage } from '../backend.js';
-import { dropoutUniform } from '../backend.js';
+import type { AttentionArgs, AttentionStrides, Storage } from '../backend.js';
+import { contiguousStrides, dropoutUniform } from '../backend.js';
 import { dim, f32, i32 } from './common.js';
+
+/** Start of row (b, h, t). */
+const at = (l: AttentionStrides, b: number, h: number, t: number): number => l.offset + b * l.batch + h * l.head + t * l.token;
+
+/** The storage of an operand [B, H, T, D] laid out by l, checked to hold every row. */
+function strided(s: Storage, l: AttentionStrides, B: number, H: number, T: number, D: number, what: string): Float32Array {
+  for (const [k, v] of Object.entries(l)) dim(v as number, `${what} layout ${k}`);
+  const need = B * H * T * D === 0 ? 0 : at(l, B - 1, H - 1, T - 1) + D;
+  return f32(s, need, what);
+}
 
 interface Views {
   q: Float32Array;
@@ -17,6 +28,10 @@ interface Views {
   S: number;
   D: number;
   group: number;
+  lq: AttentionStrides;
+  lk: AttentionStrides;
+  lv: AttentionStrides;
+  lo: AttentionStrides;
 }
 
 function views(what: string, q: Storage, k: Storage, v: Storage, keyMask: Storage | null, a: AttentionArgs): Views {
@@ -28,10 +43,12 @@ function views(what: string, q: Storage, k: Storage, v: Storage, keyMask: Storag
   const D = dim(a.headDim, `${what} headDim`);
   if (Hkv === 0 ? Hq !== 0 : Hq % Hkv !== 0) throw new Error(`${what}: headsQ ${Hq} is not a multiple of headsKV ${Hkv}`);
   if (!(a.dropoutP >= 0 && a.dropoutP < 1)) throw new Error(`${what}: dropoutP must be in [0, 1), got ${a.dropoutP}`);
+  const kv = contiguousStrides(Hkv, S, D);
+  const l = a.layout ?? { q: contiguousStrides(Hq, T, D), k: kv, v: kv, out: contiguousStrides(Hq, T, D) };
   return {
-    q: f32(q, B * Hq * T * D, `${what} q`),
-    k: f32(k, B * Hkv * S * D, `${what} k`),
-    v: f32(v, B * Hkv * S * D, `${what} v`),
+    q: strided(q, l.q, B, Hq, T, D, `${what} q`),
+    k: strided(k, l.k, B, Hkv, S, D, `${what} k`),
+    v: strided(v, l.v, B, Hkv, S, D, `${what} v`),
     mask: keyMask ? i32(keyMask, B * S, `${what} keyMask`) : null,
     B,
     Hq,
@@ -40,6 +57,10 @@ function views(what: string, q: Storage, k: Storage, v: Storage, keyMask: Storag
     S,
     D,
     group: Hkv === 0 ? 1 : Hq / Hkv,
+    lq: l.q,
+    lk: l.k,
+    lv: l.v,
+    lo: l.out,
   };
 }
 
@@ -48,9 +69,9 @@ function views(what: string, q: Storage, k: Storage, v: Storage, keyMask: Storag
  * Returns the maximum visible score (-Infinity when no key is visible).
  */
 function scoreRow(w: Views, a: AttentionArgs, b: number, h: number, t: number, score: Float64Array): number {
-  const { q, k, mask, Hq, Hkv, T, S, D, group } = w;
-  const qo = ((b * Hq + h) * T + t) * D;
-  const kvBase = (b * Hkv + Math.floor(h / group)) * S * D;
+  const { q, k, mask, T, S, D, group } = w;
+  const qo = at(w.lq, b, h, t);
+  const kh = Math.floor(h / group);
   const lastVisible = a.causal ? t + (S - T) : S - 1;
   let mx = -Infinity;
   for (let s = 0; s < S; s++) {
@@ -59,7 +80,7 @@ function scoreRow(w: Views, a: AttentionArgs, b: number, h: number, t: number, s
       continue;
     }
     let dot = 0;
-    const ko = kvBase + s * D;
+    const ko = at(w.lk, b, kh, s);
     for (let d = 0; d < D; d++) dot += q[qo + d]! * k[ko + d]!;
     const sc = a.scale * dot;
     score[s] = sc;
@@ -78,8 +99,8 @@ export function attention(
   args: AttentionArgs,
 ): void {
   const w = views('attention', q, k, v, keyMask, args);
-  const { B, Hq, Hkv, T, S, D, group } = w;
-  const os = f32(out, B * Hq * T * D, 'attention out');
+  const { B, Hq, T, S, D, group } = w;
+  const os = strided(out, w.lo, B, Hq, T, D, 'attention out');
   const ls = f32(lse, B * Hq * T, 'attention lse');
   const p = args.dropoutP;
   const keepScale = 1 / (1 - p);
@@ -87,10 +108,10 @@ export function attention(
   const acc = new Float64Array(D);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < Hq; h++) {
-      const kvBase = (b * Hkv + Math.floor(h / group)) * S * D;
+      const kh = Math.floor(h / group);
       for (let t = 0; t < T; t++) {
-        const row = (b * Hq + h) * T + t;
-        const oo = row * D;
+        const row = (b * Hq + h) * T + t; // of lse and the dropout index
+        const oo = at(w.lo, b, h, t);
         const mx = scoreRow(w, args, b, h, t, score);
         if (mx === -Infinity) {
           ls[row] = -Infinity;
@@ -109,7 +130,7 @@ export function attention(
           let prob = score[s]! / sum;
           if (prob === 0) continue;
           if (p > 0) prob = dropoutUniform(args.seed, row * S + s) >= p ? prob * keepScale : 0;
-          const vo = kvBase + s * D;
+          const vo = at(w.lv, b, kh, s);
           for (let d = 0; d < D; d++) acc[d] += prob * w.v[vo + d]!;
         }
         for (let d = 0; d < D; d++) os[oo + d] = acc[d]!;
@@ -133,12 +154,12 @@ export function attentionBackward(
 ): void {
   const w = views('attentionBackward', q, k, v, keyMask, args);
   const { B, Hq, Hkv, T, S, D, group } = w;
-  f32(out, B * Hq * T * D, 'attentionBackward out'); // validated; probabilities are recomputed instead
+  strided(out, w.lo, B, Hq, T, D, 'attentionBackward out'); // validated; probabilities are recomputed instead
   const ls = f32(lse, B * Hq * T, 'attentionBackward lse');
-  const dos = f32(dOut, B * Hq * T * D, 'attentionBackward dOut');
-  const dqs = f32(dq, B * Hq * T * D, 'attentionBackward dq');
-  const dks = f32(dk, B * Hkv * S * D, 'attentionBackward dk');
-  const dvs = f32(dv, B * Hkv * S * D, 'attentionBackward dv');
+  const dos = strided(dOut, w.lo, B, Hq, T, D, 'attentionBackward dOut');
+  const dqs = strided(dq, w.lq, B, Hq, T, D, 'attentionBackward dq');
+  const dks = strided(dk, w.lk, B, Hkv, S, D, 'attentionBackward dk');
+  const dvs = strided(dv, w.lv, B, Hkv, S, D, 'attentionBackward dv');
   const p = args.dropoutP;
   const keepScale = 1 / (1 - p);
   const prob = new Float64Array(S); // P[s] = softmax probability (before dropout)
@@ -148,17 +169,17 @@ export function attentionBackward(
   const dvAcc = new Float64Array(S * D);
   for (let b = 0; b < B; b++) {
     for (let kvh = 0; kvh < Hkv; kvh++) {
-      const kvBase = (b * Hkv + kvh) * S * D;
       dkAcc.fill(0);
       dvAcc.fill(0);
       for (let h = kvh * group; h < (kvh + 1) * group; h++) {
         for (let t = 0; t < T; t++) {
           const row = (b * Hq + h) * T + t;
-          const ro = row * D;
+          const ro = at(w.lo, b, h, t); // dOut row
+          const qo = at(w.lq, b, h, t); // q and dq row
           const l = ls[row]!;
           dqRow.fill(0);
           if (l === -Infinity) {
-            dqs.fill(0, ro, ro + D);
+            dqs.fill(0, qo, qo + D);
             continue;
           }
           scoreRow(w, args, b, h, t, prob);
@@ -173,7 +194,7 @@ export function attentionBackward(
               continue;
             }
             const keep = p > 0 ? (dropoutUniform(args.seed, row * S + s) >= p ? keepScale : 0) : 1;
-            const vo = kvBase + s * D;
+            const vo = at(w.lv, b, kvh, s);
             if (keep !== 0) {
               let dA = 0;
               for (let d = 0; d < D; d++) {
@@ -191,18 +212,22 @@ export function attentionBackward(
             if (ps === 0) continue;
             const ds = args.scale * ps * (dprob[s]! - sumPdP);
             if (ds === 0) continue;
-            const ko = kvBase + s * D;
+            const ko = at(w.lk, b, kvh, s);
             for (let d = 0; d < D; d++) {
               dqRow[d] += ds * w.k[ko + d]!;
-              dkAcc[s * D + d] += ds * w.q[ro + d]!;
+              dkAcc[s * D + d] += ds * w.q[qo + d]!;
             }
           }
-          for (let d = 0; d < D; d++) dqs[ro + d] = dqRow[d]!;
+          for (let d = 0; d < D; d++) dqs[qo + d] = dqRow[d]!;
         }
       }
-      for (let i = 0; i < S * D; i++) {
-        dks[kvBase + i] = dkAcc[i]!;
-        dvs[kvBase + i] = dvAcc[i]!;
+      for (let s = 0; s < S; s++) {
+        const ko = at(w.lk, b, kvh, s);
+        const vo = at(w.lv, b, kvh, s);
+        for (let d = 0; d < D; d++) {
+          dks[ko + d] = dkAcc[s * D + d]!;
+          dvs[vo + d] = dvAcc[s * D + d]!;
+        }
       }
     }
   }

@@ -76,6 +76,7 @@ export function rope(
   headDim: number,
   rotaryDim: number,
   inverse: boolean,
+  tokenMajor = false,
 ): void {
   dim(batch, 'rope batch');
   dim(heads, 'rope heads');
@@ -104,7 +105,7 @@ export function rope(
         sin[i] = sign * Math.sin(angle);
       }
       for (let h = 0; h < heads; h++) {
-        const o = ((b * heads + h) * t + tt) * headDim;
+        const o = (tokenMajor ? (b * t + tt) * heads + h : (b * heads + h) * t + tt) * headDim;
         for (let i = 0; i < half; i++) {
           const x1 = xs[o + i]!;
           const x2 = xs[o + i + half]!;

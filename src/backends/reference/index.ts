@@ -167,8 +167,9 @@ export class ReferenceBackend extends HostBackend implements Backend {
     headDim: number,
     rotaryDim: number,
     inverse: boolean,
+    tokenMajor = false,
   ): void {
-    rope(x, out, invFreq, positions, batch, heads, t, headDim, rotaryDim, inverse);
+    rope(x, out, invFreq, positions, batch, heads, t, headDim, rotaryDim, inverse, tokenMajor);
   }
   attention(
     q: Storage,
