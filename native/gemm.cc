@@ -135,9 +135,9 @@ void gemm(const GemmCall& g) {
     for (size_t i = 0; i < g.batch; i++) scale_c(g.c + i * g.stride_c, g.m, g.n, g.beta, g.bias);
     return;
   }
-  if (g.bf16) return gemm_bf16(g);
-  // A few rows against a weight matrix (decoding): bandwidth-bound, B streamed once, never packed.
+  // A few rows against a weight matrix (decoding): bandwidth-bound, B streamed once, never packed (fp32 or bf16).
   if (g_use_gemv && g.batch == 1 && g.m <= 4 && !g.trans_a) return kernels().gemv(g);
+  if (g.bf16) return gemm_bf16(g);
 #if LOOM_HAVE_BLAS
   if (g_use_blas) return gemm_blas(g);
 #endif

@@ -470,7 +470,7 @@ for (const isa of isas) {
     const be = cpu!;
     be.setIsa(isa);
     let count = 0;
-    for (const [m, n, k] of [[1, 1, 1], [7, 65, 33], [65, 129, 300], [13, 64, 1031], [301, 700, 530]] as const)
+    for (const [m, n, k] of [[1, 1, 1], [2, 70, 100], [4, 33, 530], [7, 65, 33], [65, 129, 300], [13, 64, 1031], [301, 700, 530]] as const)
       for (const transA of [false, true])
         for (const transB of [false, true]) {
           const batch = count % 3 === 0 ? 2 : 1;
