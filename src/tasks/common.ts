@@ -14,6 +14,7 @@ import type { ScheduleName } from '../train/schedule.js';
 import type { ProgressMode } from '../train/progress.js';
 import type { TrainerConfig } from '../train/config.js';
 import type { MetricRecord } from '../train/types.js';
+import { faultPoint } from '../faults.js';
 
 /** The common training flags of `loom pretrain` / `loom finetune` (and of their config files). */
 export interface TrainFlags {
@@ -135,7 +136,8 @@ export function ensurePadToken(model: PretrainedModel, tokenizer: LoomTokenizer)
 export async function publishModel(out: string, write: (tmp: string) => Promise<void>): Promise<void> {
   await mkdir(out, { recursive: true });
   const tmp = join(out, `.final-tmp-${process.pid}`);
-  await rm(tmp, { recursive: true, force: true });
+  // Left by a run killed while publishing (its model save's own temp folders start with '..final-tmp-').
+  for (const f of await readdir(out)) if (/^\.+final-tmp-\d+/.test(f)) await rm(join(out, f), { recursive: true, force: true });
   try {
     await write(tmp);
     const files = await readdir(tmp);
@@ -146,6 +148,7 @@ export async function publishModel(out: string, write: (tmp: string) => Promise<
     for (const f of order) {
       await rm(join(out, f), { recursive: true, force: true });
       await rename(join(tmp, f), join(out, f));
+      faultPoint('publish file');
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });

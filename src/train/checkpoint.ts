@@ -2,6 +2,7 @@
 // metrics), written into a temp folder and renamed into place, listed in a hashed manifest.
 
 import { join } from 'node:path';
+import { faultPoint } from '../faults.js';
 import { shapeString, type Tensor } from '../engine/tensor.js';
 import type { Optimizer, OptimizerStateDict } from './optim.js';
 import { decodeTensorFile, encodeTensorFile, nodeFs, readTensorFileHeader, type CheckpointFs, type F32Entry } from './tensor_file.js';
@@ -89,7 +90,9 @@ export class CheckpointManager {
       await this.fs.mkdir(this.dir);
       await this.fs.rm(tmp);
       await this.fs.mkdir(tmp);
+      faultPoint('checkpoint temp folder');
       await write(tmp);
+      faultPoint('checkpoint contents');
       const files: Manifest['files'] = {};
       for (const rel of await this.walk(tmp, '')) {
         const p = join(tmp, rel);
@@ -97,23 +100,55 @@ export class CheckpointManager {
       }
       const manifest: Manifest = { format: 'loom-checkpoint', version: 1, step, files };
       await this.fs.writeFile(join(tmp, MANIFEST_FILE), [Buffer.from(JSON.stringify(manifest, null, 1))]);
+      faultPoint('checkpoint manifest');
       if (await this.fs.stat(final)) {
         // Saving the same step twice (the final save after a resume): swap, then drop the old one.
+        // A crash between the two renames leaves only .old-checkpoint-N, which cleanStale() puts back.
         const old = join(this.dir, `.old-checkpoint-${step}-${process.pid}`);
         await this.fs.rm(old);
         await this.fs.rename(final, old);
+        faultPoint('checkpoint swap');
         await this.fs.rename(tmp, final);
         await this.fs.rm(old);
       } else {
         await this.fs.rename(tmp, final);
       }
+      faultPoint('checkpoint published');
       return final;
     } catch (e) {
       await this.fs.rm(tmp).catch(() => undefined);
       const prev = (await this.list().catch(() => [])).filter((c) => c.step !== step).pop();
       const kept = prev ? `the previous checkpoint ${prev.path} is intact` : 'there is no earlier checkpoint';
-      throw new CheckpointError(`saving checkpoint-${step} failed: ${(e as Error).message}; ${kept}`, { cause: e });
+      const code = (e as NodeJS.ErrnoException).code;
+      const full = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG' ? ' (the disk is full, or a quota or file-size limit was reached: free some space, then resume)' : '';
+      throw new CheckpointError(`saving checkpoint-${step} failed: ${(e as Error).message}${full}; ${kept}`, { cause: e });
     }
+  }
+
+  /**
+   * Removes what saves killed mid-way left behind (temp folders of processes that no longer run) and
+   * puts back a checkpoint a crash took out between the two renames of a same-step save. Returns
+   * what was done, one line per folder, for the caller to report.
+   */
+  async cleanStale(): Promise<string[]> {
+    if (!(await this.fs.stat(this.dir))) return [];
+    const done: string[] = [];
+    const names = await this.fs.readdir(this.dir);
+    for (const name of names) {
+      // .tmp- / .old- / .del-checkpoint-N-PID, and the model's own ..tmp-checkpoint-N-PID.tmp-* beside them
+      const m = /^\.+(tmp|old|del)-checkpoint-(\d+)-(\d+)/.exec(name);
+      if (!m || alive(Number(m[3]))) continue;
+      const path = join(this.dir, name);
+      const final = join(this.dir, `checkpoint-${m[2]}`);
+      if (m[1] === 'old' && name === `.old-checkpoint-${m[2]}-${m[3]}` && !names.includes(`checkpoint-${m[2]}`) && (await this.fs.stat(join(path, MANIFEST_FILE)))) {
+        await this.fs.rename(path, final);
+        done.push(`restored ${final} (a save of the same step was interrupted)`);
+        continue;
+      }
+      await this.fs.rm(path);
+      done.push(`removed ${path} (left by an interrupted save)`);
+    }
+    return done;
   }
 
   private async walk(root: string, rel: string): Promise<string[]> {
@@ -169,8 +204,25 @@ export class CheckpointManager {
     if (!(keepLast > 0)) return;
     const all = await this.list();
     for (const c of all.slice(0, Math.max(0, all.length - keepLast))) {
-      if (c.step !== protect) await this.fs.rm(c.path);
+      if (c.step !== protect) {
+        // Renamed away first, so a crash mid-delete leaves a stale folder for cleanStale, not half a checkpoint.
+        const doomed = join(this.dir, `.del-checkpoint-${c.step}-${process.pid}`);
+        await this.fs.rename(c.path, doomed);
+        faultPoint('checkpoint rotate');
+        await this.fs.rm(doomed);
+      }
     }
+  }
+}
+
+/** Whether a process with this id runs (kill(pid, 0) checks without sending anything). */
+function alive(pid: number): boolean {
+  if (pid === process.pid) return false; // ours: nothing of this process can be in progress before it starts saving
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -3,6 +3,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { faultPoint } from '../faults.js';
 import { noGrad, scope } from '../engine/engine.js';
 import { defaultGenerator } from '../engine/random.js';
 import { scale } from '../engine/ops/elementwise.js';
@@ -102,7 +103,9 @@ export class Trainer<M extends TrainableModel, B> {
       // Not config.json: the run folder also receives the final HF model, whose config that is.
       writeFileSync(join(c.runDir, 'training_config.json'), JSON.stringify(c, null, 2) + '\n');
     }
+    for (const line of (await this.checkpoints?.cleanStale()) ?? []) progress.message(line);
     if (c.resume) await this.resume(progress, log);
+    else log?.truncateAfter(0); // a fresh run in an old run folder starts a fresh log
     const onSigint = (): void => {
       if (this.stopRequest === 'interrupt') process.exit(130); // second Ctrl-C: leave now, checkpoints are atomic
       this.stopRequest = 'interrupt';
@@ -138,6 +141,7 @@ export class Trainer<M extends TrainableModel, B> {
         if (!Number.isFinite(gradNorm)) this.nonFinite(`gradient norm is ${gradNorm} at step ${step}`);
         optimizer.step();
         optimizer.zeroGrad();
+        faultPoint('step');
 
         const s = this.state;
         s.step = step;
