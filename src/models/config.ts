@@ -102,6 +102,20 @@ export function familyOf(modelType: ModelType): Family {
   return modelType === 'gpt2' ? 'gpt2' : modelType === 'bert' ? 'bert' : 'llama';
 }
 
+const INT32_MAX = 2 ** 31 - 1;
+const MAX_LABELS = 100_000;
+
+/** A value for an error message: JSON, cut short (a hostile file may hold megabytes or deep nesting). */
+export function shortJson(v: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(v) ?? String(v);
+  } catch {
+    text = Array.isArray(v) ? '[...]' : typeof v === 'object' ? '{...}' : String(v); // nested too deep to print
+  }
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
 /** Reads typed fields of a JSON object, with defaults, remembering which fields it consumed. */
 class Fields {
   readonly used = new Set<string>();
@@ -116,12 +130,13 @@ class Fields {
   }
 
   fail(name: string, expected: string, got: unknown): never {
-    throw new Error(`${this.source}: field "${name}" must be ${expected}, got ${JSON.stringify(got)}`);
+    throw new Error(`${this.source}: field "${name}" must be ${expected}, got ${shortJson(got)}`);
   }
 
+  /** Sizes and ids go to int32 kernels: larger values are corruption, not a model (a 1e308 is an "integer"). */
   int(name: string, def: number, min = 1): number {
     const v = this.get(name) ?? def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) this.fail(name, `an integer >= ${min}`, v);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > INT32_MAX) this.fail(name, `an integer in [${min}, ${INT32_MAX}]`, v);
     return v;
   }
 
@@ -206,23 +221,24 @@ function parseLabels(json: Record<string, unknown>, source: string): { id2label?
   const numLabels = json.num_labels;
   if (id2label === undefined || id2label === null) {
     if (numLabels === undefined || numLabels === null) return {};
-    if (!Number.isInteger(numLabels) || (numLabels as number) < 1) {
-      throw new Error(`${source}: field "num_labels" must be an integer >= 1, got ${JSON.stringify(numLabels)}`);
+    // Label names are built for each class: a count beyond any real label set is corruption.
+    if (!Number.isInteger(numLabels) || (numLabels as number) < 1 || (numLabels as number) > MAX_LABELS) {
+      throw new Error(`${source}: field "num_labels" must be an integer in [1, ${MAX_LABELS}], got ${shortJson(numLabels)}`);
     }
     return makeLabels(numLabels as number);
   }
   if (typeof id2label !== 'object' || Array.isArray(id2label)) {
-    throw new Error(`${source}: field "id2label" must be an object {"0": "label", ...}, got ${JSON.stringify(id2label)}`);
+    throw new Error(`${source}: field "id2label" must be an object {"0": "label", ...}, got ${shortJson(id2label)}`);
   }
   const entries = Object.entries(id2label as Record<string, unknown>);
   const out: Record<string, string> = {};
   for (let i = 0; i < entries.length; i++) {
     const name = (id2label as Record<string, unknown>)[String(i)];
-    if (typeof name !== 'string') throw new Error(`${source}: field "id2label" must map "0".."${entries.length - 1}" to names; "${i}" is ${JSON.stringify(name)}`);
+    if (typeof name !== 'string') throw new Error(`${source}: field "id2label" must map "0".."${entries.length - 1}" to names; "${i}" is ${shortJson(name)}`);
     out[String(i)] = name;
   }
   if (numLabels !== undefined && numLabels !== null && numLabels !== entries.length) {
-    throw new Error(`${source}: field "num_labels" (${JSON.stringify(numLabels)}) disagrees with id2label (${entries.length} labels)`);
+    throw new Error(`${source}: field "num_labels" (${shortJson(numLabels)}) disagrees with id2label (${entries.length} labels)`);
   }
   return { id2label: out, label2id: Object.fromEntries(Object.entries(out).map(([k, v]) => [v, Number(k)])) };
 }
@@ -312,12 +328,12 @@ function parseRopeScaling(f: Fields, source: string): RopeScaling | null {
   const kind = r.rope_type ?? r.type;
   const at = `${source}: field "rope_scaling"`;
   if (!['linear', 'dynamic', 'llama3', 'default'].includes(kind as string)) {
-    throw new Error(`${at}: rope_type ${JSON.stringify(kind)} is not supported (supported: linear, dynamic, llama3, default)`);
+    throw new Error(`${at}: rope_type ${shortJson(kind)} is not supported (supported: linear, dynamic, llama3, default)`);
   }
   const num = (name: string, required: boolean): number | undefined => {
     const x = r[name];
     if (x === undefined && !required) return undefined;
-    if (typeof x !== 'number' || !(x > 0)) throw new Error(`${at}: "${name}" must be a number > 0, got ${JSON.stringify(x)}`);
+    if (typeof x !== 'number' || !(x > 0)) throw new Error(`${at}: "${name}" must be a number > 0, got ${shortJson(x)}`);
     return x;
   };
   const out: RopeScaling = { ...r, rope_type: kind as RopeScaling['rope_type'], factor: num('factor', kind !== 'default') ?? 1 };

@@ -7,6 +7,7 @@ import { Generator } from '../engine/random.js';
 import { shapeString } from '../engine/tensor.js';
 import { openCheckpoint, type Checkpoint } from '../io/safetensors.js';
 import { writeInto } from '../nn/module.js';
+import { assertModelFits } from './size.js';
 import { familyOf, makeLabels, parseConfig, presetConfig, type Family, type ModelConfig, type Preset } from './config.js';
 import type { ModelOptions, PretrainedModel, Task } from './model.js';
 import { TASKS, zeroRow } from './model.js';
@@ -28,6 +29,7 @@ export function createModel(config: ModelConfig, task?: Task, options: ModelOpti
   if (!FAMILY_TASKS[family].includes(t)) {
     throw new Error(`${config.model_type} has no ${t} head (available: ${FAMILY_TASKS[family].join(', ')})`);
   }
+  assertModelFits(config, t, `${config.model_type} config`);
   if (config.model_type === 'gpt2') {
     if (t === 'causal-lm') return new GPT2LMHeadModel(config, options);
     if (t === 'sequence-classification') return new GPT2ForSequenceClassification(config, options);
@@ -132,6 +134,7 @@ export async function loadPretrained(dir: string, options: LoadOptions = {}): Pr
   if (!sameCount) Object.assign(config, labelFields(options));
   const task = options.task ?? taskOfArchitecture(config.architectures?.[0] ?? '') ?? FAMILY_TASKS[familyOf(config.model_type)][0]!;
   if (!TASKS.includes(task)) throw new Error(`loadPretrained: unknown task "${task}" (tasks: ${TASKS.join(', ')})`);
+  assertModelFits(config, task, configPath);
   const model = createModel(config, task, { init: false });
   try {
     const checkpoint = await openCheckpoint(dir);

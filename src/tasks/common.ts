@@ -15,6 +15,8 @@ import type { ProgressMode } from '../train/progress.js';
 import type { TrainerConfig } from '../train/config.js';
 import type { MetricRecord } from '../train/types.js';
 import { faultPoint } from '../faults.js';
+import { modelShape } from '../models/size.js';
+import { checkTrainingMemory, type MemoryEstimate } from '../train/memory_estimate.js';
 
 /** The common training flags of `loom pretrain` / `loom finetune` (and of their config files). */
 export interface TrainFlags {
@@ -33,6 +35,8 @@ export interface TrainFlags {
   logEvery?: number;
   seed?: number;
   resume?: boolean;
+  /** Train even when the memory estimate exceeds the budget (see train/memory_estimate.ts). */
+  skipMemoryCheck?: boolean;
   progress?: ProgressMode;
   /** Where progress lines go (default stderr). */
   output?: Writable & { isTTY?: boolean };
@@ -153,6 +157,24 @@ export async function publishModel(out: string, write: (tmp: string) => Promise<
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * Refuses a run whose estimated peak memory exceeds the budget (MemoryError with the estimate and
+ * what to change), before the first step; the model is loaded (its weights are part of the estimate).
+ */
+export function checkMemory(model: PretrainedModel, o: { batchSize: number; seqLen: number; lora: boolean | null; skip?: boolean }): MemoryEstimate | null {
+  if (o.skip) return null;
+  const s = modelShape(model.config, model.task);
+  return checkTrainingMemory({
+    ...s,
+    parameters: model.numParameters(),
+    trainable: model.numParameters({ trainableOnly: true }),
+    perToken: model.task !== 'sequence-classification',
+    batchSize: o.batchSize,
+    seqLen: o.seqLen,
+    optimizerStates: 2,
+  }, { lora: o.lora });
 }
 
 /** Shuffles in place with a seeded LCG (example order before batching). */
