@@ -1,6 +1,8 @@
 // Typed model configs parsed from (and written back to) Hugging Face config.json, with transformers'
 // defaults, errors that name the field, and the size presets tiny/small/base of each family.
 
+import { shortJson } from '../io/short_json.js';
+
 /**
  * Field names are transformers' own (snake_case), so a config.json maps onto these types without a
  * renaming table and save() writes back exactly what transformers reads.
@@ -104,17 +106,6 @@ export function familyOf(modelType: ModelType): Family {
 
 const INT32_MAX = 2 ** 31 - 1;
 const MAX_LABELS = 100_000;
-
-/** A value for an error message: JSON, cut short (a hostile file may hold megabytes or deep nesting). */
-export function shortJson(v: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(v) ?? String(v);
-  } catch {
-    text = Array.isArray(v) ? '[...]' : typeof v === 'object' ? '{...}' : String(v); // nested too deep to print
-  }
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
 
 /** Reads typed fields of a JSON object, with defaults, remembering which fields it consumed. */
 class Fields {
