@@ -120,7 +120,7 @@ export function concat(...parts: Uint8Array[]): Uint8Array {
 export function assertClearError(e: unknown, files: readonly string[], what: string): void {
   assert.ok(e instanceof Error, `${what}: threw a non-Error ${String(e)}`);
   const names = files.map((f) => f.split('/').pop()!);
-  assert.ok(names.some((n) => e.message.includes(n)), `${what}: the error does not name the file (${names.join(', ')}): ${e.name}: ${e.message}`);
+  assert.ok(names.some((n) => e.message.includes(n)), `${what}: the error does not name the file (${names.join(', ')}): ${e.name}: ${e.message}`.concat(`\n${e.stack ?? ""}`));
   assert.doesNotMatch(e.message, /Cannot read properties|is not a function|is not iterable|undefined \(reading|Maximum call stack/, `${what}: ${e.message}`);
 }
 
