@@ -257,11 +257,7 @@ export class LoomTokenizer {
       const source = selectChatTemplate(this.files.config?.chat_template) ?? CHATML_TEMPLATE;
       const vars: Record<string, string> = {};
       for (const [role, s] of Object.entries(this.special)) vars[`${role}_token`] = s.token;
-      try {
-        this.chat = new ChatTemplate(source, vars);
-      } catch (e) {
-        throw new Error(`${this.configSource}: ${(e as Error).message}`);
-      }
+      this.chat = new ChatTemplate(source, vars, this.hasOwnChatTemplate ? this.configSource : undefined);
     }
     return this.chat;
   }
@@ -272,13 +268,7 @@ export class LoomTokenizer {
   }
 
   applyChatTemplate(messages: readonly ChatMessage[], options: RenderOptions = {}): string {
-    const template = this.chatTemplate;
-    try {
-      return template.render(messages, options);
-    } catch (e) {
-      // A template that parses can still fail on its data (raise_exception, a missing variable).
-      throw this.hasOwnChatTemplate && /^chat template:/.test((e as Error).message) ? new Error(`${this.configSource}: ${(e as Error).message}`) : e;
-    }
+    return this.chatTemplate.render(messages, options);
   }
 
   /**
