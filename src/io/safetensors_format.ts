@@ -1,7 +1,7 @@
 // The safetensors byte format without file access: dtypes, header parsing with full validation,
 // header building in the Python library's layout, and exact F16/BF16/I64 conversions.
 
-import { shortJson } from './short_json.js';
+import { shortJson } from '../short_json.js';
 
 /** The dtypes Loom reads and writes. Other dtypes of the spec are refused with a clear error. */
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32';

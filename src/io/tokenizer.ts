@@ -7,7 +7,7 @@ import { basename, dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Tokenizer, type Encoding } from 'tokenizers';
-import { shortJson } from './short_json.js';
+import { shortJson } from '../short_json.js';
 import { CHATML_TEMPLATE, ChatTemplate, selectChatTemplate, type ChatMessage, type RenderOptions } from './chat_template.js';
 import {
   parseJsonFile,

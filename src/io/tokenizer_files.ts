@@ -2,7 +2,7 @@
 // their JSON shapes as far as Loom reads them, and how the special tokens are resolved from them.
 
 import { readFile } from 'node:fs/promises';
-import { shortJson } from './short_json.js';
+import { shortJson } from '../short_json.js';
 
 /** One entry of tokenizer.json's `added_tokens` (also the values of `added_tokens_decoder`). */
 export interface AddedTokenJson {

@@ -1,7 +1,7 @@
 // Typed model configs parsed from (and written back to) Hugging Face config.json, with transformers'
 // defaults, errors that name the field, and the size presets tiny/small/base of each family.
 
-import { shortJson } from '../io/short_json.js';
+import { shortJson } from '../short_json.js';
 
 /**
  * Field names are transformers' own (snake_case), so a config.json maps onto these types without a

@@ -3,6 +3,7 @@
 
 import { join } from 'node:path';
 import { faultPoint } from '../faults.js';
+import { shortJson } from '../short_json.js';
 import { shapeString, type Tensor } from '../engine/tensor.js';
 import type { Optimizer, OptimizerStateDict } from './optim.js';
 import { decodeTensorFile, encodeTensorFile, nodeFs, readTensorFileHeader, type CheckpointFs, type F32Entry } from './tensor_file.js';
@@ -286,6 +287,34 @@ async function readTensors(fs: CheckpointFs, path: string): Promise<Map<string, 
 }
 
 /**
+ * The trainer state as the loop will use it (counters, RNG states, the log window, history, best),
+ * checked field by field: a hand-edited or hostile trainer_state.json is an error naming the field,
+ * not a crash a hundred steps later.
+ */
+function checkTrainerState(path: string, s: unknown): TrainerState {
+  const fail = (what: string): never => {
+    throw new CheckpointError(`${path}: ${what}`);
+  };
+  const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+  const num = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+  if (!obj(s)) return fail('not a JSON object');
+  if (!count(s.step)) fail(`"step" must be an integer >= 0, got ${shortJson(s.step)}`);
+  if (!num(s.epoch)) fail(`"epoch" must be a number, got ${shortJson(s.epoch)}`);
+  if (!obj(s.rng) || !Object.values(s.rng).every(num)) fail('"rng" must map generator names to numbers');
+  const sch = s.schedule;
+  if (!obj(sch) || typeof sch.name !== 'string' || !count(sch.warmupSteps) || !count(sch.totalSteps) || !num(sch.minLrRatio)) fail('"schedule" must be {name, warmupSteps, totalSteps, minLrRatio}');
+  if (!Array.isArray(s.history) || !s.history.every((h) => obj(h) && count(h.step) && typeof h.split === 'string')) fail('"history" must be a list of metric records');
+  const best = s.best;
+  if (best !== null && !(obj(best) && typeof best.metric === 'string' && num(best.value) && count(best.step))) fail('"best" must be null or {metric, value, step}');
+  if (!count(s.badEvals)) fail(`"badEvals" must be an integer >= 0, got ${shortJson(s.badEvals)}`);
+  const w = s.logWindow;
+  if (!obj(w) || !num(w.lossSum) || !count(w.steps)) fail('"logWindow" must be {lossSum, steps}');
+  if (!('dataCursor' in s)) fail('"dataCursor" is missing');
+  return s as unknown as TrainerState;
+}
+
+/**
  * Restores parameters and optimiser state from a checkpoint folder and returns the trainer state.
  * Every trained parameter must be in the checkpoint with its shape; frozen ones are restored when
  * present (they come from the model as built otherwise). Everything is read and checked before any
@@ -295,8 +324,7 @@ export async function readCheckpointContents(fs: CheckpointFs, dir: string, mode
   const optPath = join(dir, OPTIMIZER_FILE);
   const meta = await readJson<Omit<OptimizerStateDict, 'tensors'>>(fs, join(dir, OPTIMIZER_META_FILE));
   const optTensors = await readTensors(fs, optPath);
-  const state = await readJson<TrainerState>(fs, join(dir, TRAINER_STATE_FILE));
-  if (typeof state.step !== 'number' || !state.rng || !state.schedule) throw new CheckpointError(`${dir}/${TRAINER_STATE_FILE} is missing fields`);
+  const state = checkTrainerState(join(dir, TRAINER_STATE_FILE), await readJson<unknown>(fs, join(dir, TRAINER_STATE_FILE)));
 
   let values: Map<string, F32Entry> | null = null;
   if (!model.load) {
@@ -323,7 +351,7 @@ export async function readCheckpointContents(fs: CheckpointFs, dir: string, mode
     }
   }
   try {
-    optimizer.loadStateDict({ ...meta, tensors: optTensors }, optPath);
+    optimizer.loadStateDict({ ...meta, tensors: optTensors }, `${optPath} (with ${OPTIMIZER_META_FILE})`);
   } catch (e) {
     throw new CheckpointError((e as Error).message);
   }

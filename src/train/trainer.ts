@@ -277,7 +277,11 @@ export class Trainer<M extends TrainableModel, B> {
     if (s.name !== this.sched.name || s.totalSteps !== this.sched.totalSteps || s.warmupSteps !== this.sched.warmupSteps || s.minLrRatio !== this.sched.minLrRatio) {
       progress.message(`warning: ${path} was trained with schedule ${JSON.stringify(s)}; continuing with ${JSON.stringify(this.sched)}`);
     }
-    this.o.trainData.restore(state.dataCursor);
+    try {
+      this.o.trainData.restore(state.dataCursor);
+    } catch (e) {
+      throw new Error(`${join(path, 'trainer_state.json')}: "dataCursor" does not fit this data: ${(e as Error).message}`);
+    }
     defaultGenerator.setState(state.rng.default ?? defaultGenerator.getState());
     for (const [k, g] of Object.entries(this.o.generators ?? {})) {
       if (state.rng[k] === undefined) throw new Error(`resume: ${path} has no state for generator "${k}"`);

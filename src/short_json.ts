@@ -10,3 +10,8 @@ export function shortJson(v: unknown, max = 80): string {
   }
   return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
+
+/** Like shortJson, but strings and numbers bare (for messages that name a value inline). */
+export function shortText(v: unknown, max = 80): string {
+  return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v).slice(0, max) : shortJson(v, max);
+}
