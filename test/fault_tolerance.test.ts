@@ -6,12 +6,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demoCorpus } from '../src/cli/demo_data.js';
 import { CheckpointManager } from '../src/train/checkpoint.js';
-import { LOOM, ok, rng } from './cli_helpers.js';
+import { LOOM, rng, tinyModelFolder } from './cli_helpers.js';
 
 interface Run {
   code: number | null;
@@ -46,10 +45,7 @@ describe('faults during training (CLI)', () => {
   ];
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'loom-fault-'));
-    writeFileSync(p('corpus.txt'), demoCorpus(200));
-    writeFileSync(p('model.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_inner: 64, n_positions: 64 }));
-    ok('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--out', p('tok'), p('corpus.txt'));
-    ok('init', '--arch', 'gpt2', '--preset', 'tiny', '--config', p('model.json'), '--tokenizer', p('tok'), '--out', p('init'));
+    tinyModelFolder(dir);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -93,6 +89,7 @@ describe('faults during training (CLI)', () => {
         landed.push(kill);
       }
       if (leftovers(join(out, 'checkpoints')).length > 0 || leftovers(out).length > 0) leftBehind++;
+      if (process.env.LOOM_FUZZ_VERBOSE) console.log(target, readdirSync(join(out, "checkpoints")).join(" "));
     }
     const final = loomEnv({}, [...args(out), '--resume']);
     assert.equal(final.code, 0, final.stderr);

@@ -9,8 +9,8 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demoCorpus, demoLabelled } from '../src/cli/demo_data.js';
-import { LOOM, jsonl, ok } from './cli_helpers.js';
+import { demoLabelled } from '../src/cli/demo_data.js';
+import { LOOM, jsonl, ok, tinyModelFolder } from './cli_helpers.js';
 import { jsonText, mutateBytes, mutateJson, seeded } from './fuzz_helpers.js';
 
 function run(args: string[]): { code: number | null; signal: string | null; stderr: string } {
@@ -23,11 +23,8 @@ describe('fuzz: hostile files through the CLI', () => {
   const p = (...s: string[]): string => join(dir, ...s);
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'loom-fuzz-cli-'));
-    writeFileSync(p('corpus.txt'), demoCorpus(100));
+    tinyModelFolder(dir, { docs: 100 });
     writeFileSync(p('train.jsonl'), jsonl(demoLabelled(24, 0, 1)));
-    writeFileSync(p('model.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_inner: 64, n_positions: 64 }));
-    ok('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--out', p('tok'), p('corpus.txt'));
-    ok('init', '--arch', 'gpt2', '--preset', 'tiny', '--config', p('model.json'), '--tokenizer', p('tok'), '--out', p('init'));
     ok('finetune', '--model', p('init'), '--task', 'classify', '--train', p('train.jsonl'), '--out', p('cls'), '--steps', '1', '--batch-size', '8', '--seq-len', '32');
   });
   after(() => rmSync(dir, { recursive: true, force: true }));

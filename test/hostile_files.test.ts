@@ -6,12 +6,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoCorpus } from '../src/cli/demo_data.js';
 import { ChatTemplate } from '../src/io/chat_template.js';
-import { LOOM, ok } from './cli_helpers.js';
+import { LOOM, tinyModelFolder } from './cli_helpers.js';
 
 describe('a model folder is data, never code', () => {
   let dir = '';
@@ -19,10 +19,8 @@ describe('a model folder is data, never code', () => {
   const marker = (): string => p('PWNED');
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'loom-hostile-'));
-    writeFileSync(p('corpus.txt'), demoCorpus(100));
-    writeFileSync(p('model.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_inner: 64, n_positions: 64 }));
-    ok('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--chat-template', '--out', p('tok'), p('corpus.txt'));
-    ok('init', '--arch', 'gpt2', '--preset', 'tiny', '--config', p('model.json'), '--tokenizer', p('tok'), '--out', p('evil'));
+    const { model } = tinyModelFolder(dir, { docs: 100, chatTemplate: true });
+    renameSync(model, p('evil'));
     const m = (...s: string[]): string => p('evil', ...s);
     // What transformers would import with trust_remote_code=True: here, code that leaves a marker.
     const config = JSON.parse(readFileSync(m('config.json'), 'utf8')) as Record<string, unknown>;

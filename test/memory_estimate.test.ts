@@ -9,13 +9,12 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { demoCorpus } from '../src/cli/demo_data.js';
 import { presetConfig, type Family } from '../src/models/config.js';
 import { createModel, FAMILY_TASKS, loadPretrained } from '../src/models/pretrained.js';
 import { modelShape, parameterCount } from '../src/models/size.js';
 import { estimateTrainingMemory, checkTrainingMemory } from '../src/train/memory_estimate.js';
 import { memoryBudget, parseBytes } from '../src/system_memory.js';
-import { LOOM, ok } from './cli_helpers.js';
+import { LOOM, tinyModelFolder } from './cli_helpers.js';
 
 describe('memory estimate', () => {
   it('parameterCount(config) equals the built model\'s numParameters for every family, head and option', () => {
@@ -77,10 +76,7 @@ describe('memory estimate', () => {
     const p = (...s: string[]): string => join(dir, ...s);
     before(() => {
       dir = mkdtempSync(join(tmpdir(), 'loom-mem-cli-'));
-      writeFileSync(p('corpus.txt'), demoCorpus(200));
-      writeFileSync(p('model.json'), JSON.stringify({ n_layer: 2, n_embd: 64, n_head: 2, n_positions: 256 }));
-      ok('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--out', p('tok'), p('corpus.txt'));
-      ok('init', '--arch', 'gpt2', '--preset', 'tiny', '--config', p('model.json'), '--tokenizer', p('tok'), '--out', p('init'));
+      tinyModelFolder(dir, { layers: 2, width: 64, positions: 256 });
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
     const pretrain = (env: Record<string, string>, extra: string[]) => spawnSync(process.execPath, [LOOM, 'pretrain', '--model', p('init'), '--objective', 'clm', '--data', p('corpus.txt'),
