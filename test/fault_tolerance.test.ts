@@ -49,17 +49,18 @@ describe('faults during training (CLI)', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('kill -9 at 14 seeded points (steps, checkpoint writes, rotation, publishing), then --resume: same curve and weights', async () => {
+  it('kill -9 at 16 seeded points (data preparation, steps, checkpoint writes, rotation, publishing), then --resume: same curve and weights', async () => {
     const STEPS = 20;
     const args = (out: string): string[] => train(out, STEPS, ['--save-every', '1']);
     const ref = loomEnv({}, args(p('ref')));
     assert.equal(ref.code, 0, ref.stderr);
 
-    // Where to die: the n-th fault point of a kind (n seeded in 1..3), in the order a run meets them,
+    // Where to die: the n-th fault point of a kind (n seeded in 1..3), in the order a run meets them
+    // (data preparation first, in the process that starts the run),
     // so each process gets a little further. Two kills in the middle come from outside instead.
     const next = rng(20261128);
     const targets = [
-      'step', 'metrics line', 'checkpoint temp folder', 'safetensors model.safetensors', 'swap folder', 'write optimizer.safetensors',
+      'shard written', 'shard manifest', 'step', 'metrics line', 'checkpoint temp folder', 'safetensors model.safetensors', 'swap folder', 'write optimizer.safetensors',
       'external', 'write trainer_state.json', 'checkpoint contents', 'checkpoint manifest', 'external', 'checkpoint published',
       'checkpoint rotate', 'metrics rewrite', 'publish file',
     ];
@@ -82,14 +83,14 @@ describe('faults during training (CLI)', () => {
         if (/removed .*left by an interrupted save|restored /.test(err)) cleaned++;
         landed.push('external');
       } else {
-        const kill = `${1 + next(3)}:${target}`;
+        const kill = `${target.startsWith('shard') ? 1 : 1 + next(3)}:${target}`; // a tiny corpus has one shard per split
         const r = loomEnv({ LOOM_FAULT_KILL: kill }, [...args(out), ...resume]);
         assert.equal(r.signal, 'SIGKILL', `kill at ${kill} did not happen: exit ${r.code}\n${r.stderr}`);
         if (/removed .*left by an interrupted save|restored /.test(r.stderr)) cleaned++;
         landed.push(kill);
       }
-      if (leftovers(join(out, 'checkpoints')).length > 0 || leftovers(out).length > 0) leftBehind++;
-      if (process.env.LOOM_FUZZ_VERBOSE) console.log(target, readdirSync(join(out, "checkpoints")).join(" "));
+      if ([out, join(out, 'checkpoints'), join(out, 'data')].some((d) => leftovers(d).length > 0)) leftBehind++;
+      if (process.env.LOOM_FUZZ_VERBOSE) console.log(target, existsSync(join(out, 'checkpoints')) ? readdirSync(join(out, 'checkpoints')).join(' ') : '-');
     }
     const final = loomEnv({}, [...args(out), '--resume']);
     assert.equal(final.code, 0, final.stderr);
@@ -100,6 +101,7 @@ describe('faults during training (CLI)', () => {
     assert.ok(readFileSync(join(out, 'model.safetensors')).equals(readFileSync(p('ref', 'model.safetensors'))), 'final weights differ');
     assert.deepEqual(leftovers(join(out, 'checkpoints')), [], 'temp folders of interrupted saves are cleaned');
     assert.deepEqual(leftovers(out), []);
+    assert.deepEqual(leftovers(join(out, 'data')), [], 'temp shards of an interrupted preparation are cleaned');
     await new CheckpointManager(join(out, 'checkpoints')).validate(join(out, 'checkpoints', `checkpoint-${STEPS}`));
   });
 
