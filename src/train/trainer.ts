@@ -105,7 +105,7 @@ export class Trainer<M extends TrainableModel, B> {
     }
     for (const line of (await this.checkpoints?.cleanStale()) ?? []) progress.message(line);
     if (c.resume) await this.resume(progress, log);
-    else log?.truncateAfter(0); // a fresh run in an old run folder starts a fresh log
+    else if (this.state.step === 0) log?.truncateAfter(0); // a fresh run in an old run folder starts a fresh log
     const onSigint = (): void => {
       if (this.stopRequest === 'interrupt') process.exit(130); // second Ctrl-C: leave now, checkpoints are atomic
       this.stopRequest = 'interrupt';
