@@ -122,6 +122,30 @@ describe('checkpoint saves', () => {
   });
 });
 
+describe('run folders', () => {
+  it('cleans temp folders of dead saves, puts back a checkpoint lost mid-swap, and a fresh run starts a fresh log', async () => {
+    const dir = tmp();
+    await trainTo(dir, 4, { logEvery: 1 });
+    const ck = join(dir, 'checkpoints');
+    // As a kill -9 leaves them: a dead process's temp folder, and a same-step swap cut between its renames.
+    const dead = 2 ** 22 + 12345; // above Linux's default pid_max, so no process has it
+    mkdirSync(join(ck, `.tmp-checkpoint-5-${dead}`));
+    mkdirSync(join(ck, `..tmp-checkpoint-5-${dead}.tmp-${dead}-x`));
+    const { renameSync } = await import('node:fs');
+    renameSync(join(ck, 'checkpoint-4'), join(ck, `.old-checkpoint-4-${dead}`));
+    const lines: string[] = [];
+    const mgr = new CheckpointManager(ck);
+    lines.push(...await mgr.cleanStale());
+    assert.deepEqual(readdirSync(ck).sort(), ['checkpoint-4']);
+    assert.equal(lines.length, 3);
+    await mgr.validate(join(ck, 'checkpoint-4'));
+    // A fresh (not resumed) run in the same folder rewrites metrics.jsonl from step 1.
+    await trainTo(dir, 2, { logEvery: 1 });
+    const steps = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    assert.deepEqual(steps, [1, 2]);
+  });
+});
+
 describe('resume errors', () => {
   it('a checkpoint of another model (names or shapes differ) is refused before touching the model', async () => {
     const dir = tmp();
