@@ -64,6 +64,8 @@ describe('memory estimate', () => {
     try {
       writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', vocab_size: 2_000_000_000, n_embd: 64, n_head: 2, n_layer: 1 }));
       await assert.rejects(loadPretrained(dir), /config\.json: describes a model of 1\.28e\+11 parameters \([\d.]+ GiB of weights\), more than the .* available .*refusing to allocate it/);
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 1e6, n_embd: 8, n_head: 1, vocab_size: 10 }));
+      await assert.rejects(loadPretrained(dir), /config\.json: field "n_layer" must be an integer in \[1, 1000\], got 1000000/);
       writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', vocab_size: 1e308 }));
       await assert.rejects(loadPretrained(dir), /config\.json: field "vocab_size" must be an integer in \[1, 2147483647\], got 1e\+308/);
     } finally {

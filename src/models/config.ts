@@ -106,6 +106,11 @@ export function familyOf(modelType: ModelType): Family {
 
 const INT32_MAX = 2 ** 31 - 1;
 const MAX_LABELS = 100_000;
+/**
+ * Layers are built one by one before any weight is read, so a depth no published model comes near
+ * (the deepest have ~130) is refused as corruption even when its small width would fit in memory.
+ */
+const MAX_LAYERS = 1000;
 
 /** Reads typed fields of a JSON object, with defaults, remembering which fields it consumed. */
 class Fields {
@@ -125,9 +130,9 @@ class Fields {
   }
 
   /** Sizes and ids go to int32 kernels: larger values are corruption, not a model (a 1e308 is an "integer"). */
-  int(name: string, def: number, min = 1): number {
+  int(name: string, def: number, min = 1, max = INT32_MAX): number {
     const v = this.get(name) ?? def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > INT32_MAX) this.fail(name, `an integer in [${min}, ${INT32_MAX}]`, v);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(name, `an integer in [${min}, ${max}]`, v);
     return v;
   }
 
@@ -262,7 +267,7 @@ function parseGpt2(f: Fields, json: Record<string, unknown>, source: string): GP
     vocab_size: f.int('vocab_size', 50257),
     n_positions: f.int('n_positions', 1024),
     n_embd: f.int('n_embd', 768),
-    n_layer: f.int('n_layer', 12),
+    n_layer: f.int('n_layer', 12, 1, MAX_LAYERS),
     n_head: f.int('n_head', 12),
     n_inner: f.intOrNull('n_inner', null, 1),
     activation_function: f.str('activation_function', 'gelu_new', ACTIVATIONS),
@@ -287,7 +292,7 @@ function parseBert(f: Fields, json: Record<string, unknown>, source: string): Be
     ...parseCommon(f, json, source, { pad: 0, bos: null, eos: null, tie: true }),
     vocab_size: f.int('vocab_size', 30522),
     hidden_size: f.int('hidden_size', 768),
-    num_hidden_layers: f.int('num_hidden_layers', 12),
+    num_hidden_layers: f.int('num_hidden_layers', 12, 1, MAX_LAYERS),
     num_attention_heads: f.int('num_attention_heads', 12),
     intermediate_size: f.int('intermediate_size', 3072),
     hidden_act: f.str('hidden_act', 'gelu', ACTIVATIONS),
@@ -346,7 +351,7 @@ function parseLlama(f: Fields, json: Record<string, unknown>, source: string, mo
     vocab_size: f.int('vocab_size', d.vocab),
     hidden_size: f.int('hidden_size', d.hidden),
     intermediate_size: f.int('intermediate_size', d.inter),
-    num_hidden_layers: f.int('num_hidden_layers', d.layers),
+    num_hidden_layers: f.int('num_hidden_layers', d.layers, 1, MAX_LAYERS),
     num_attention_heads: heads,
     num_key_value_heads: f.int('num_key_value_heads', d.kv ?? heads),
     head_dim: f.intOrNull('head_dim', null, 2),
