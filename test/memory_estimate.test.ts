@@ -14,6 +14,7 @@ import { createModel, FAMILY_TASKS, loadPretrained } from '../src/models/pretrai
 import { modelShape, parameterCount } from '../src/models/size.js';
 import { estimateTrainingMemory, checkTrainingMemory } from '../src/train/memory_estimate.js';
 import { memoryBudget, parseBytes } from '../src/system_memory.js';
+import { writeSafetensors } from '../src/io/safetensors.js';
 import { LOOM, tinyModelFolder } from './cli_helpers.js';
 
 describe('memory estimate', () => {
@@ -59,13 +60,24 @@ describe('memory estimate', () => {
     assert.equal(fits.total, est.total);
   });
 
-  it('a config.json too large for the budget is refused before anything is allocated', async () => {
+  it('a config.json too large for the budget, or for its weights, is refused before anything is allocated', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loom-mem-'));
     try {
       writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', vocab_size: 2_000_000_000, n_embd: 64, n_head: 2, n_layer: 1 }));
       await assert.rejects(loadPretrained(dir), /config\.json: describes a model of 1\.28e\+11 parameters \([\d.]+ GiB of weights\), more than the .* available .*refusing to allocate it/);
       writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 1e6, n_embd: 8, n_head: 1, vocab_size: 10 }));
       await assert.rejects(loadPretrained(dir), /config\.json: field "n_layer" must be an integer in \[1, 1000\], got 1000000/);
+      // Within any memory budget, but 2^31 parameters for a few bytes of weights: refused before allocating.
+      await writeSafetensors(join(dir, 'model.safetensors'), [{ name: 'transformer.wte.weight', shape: [10, 2], data: new Float32Array(20) }]);
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_positions: 2 ** 30, n_embd: 2, n_head: 1, n_layer: 1, vocab_size: 10 }));
+      const limit = process.env.LOOM_MEMORY_LIMIT;
+      process.env.LOOM_MEMORY_LIMIT = 'none';
+      try {
+        await assert.rejects(loadPretrained(dir), /config\.json: describes a model of \d+ parameters, but its weights \(model\.safetensors\) hold 20 values; refusing to build it/);
+      } finally {
+        if (limit === undefined) delete process.env.LOOM_MEMORY_LIMIT;
+        else process.env.LOOM_MEMORY_LIMIT = limit;
+      }
       writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', vocab_size: 1e308 }));
       await assert.rejects(loadPretrained(dir), /config\.json: field "vocab_size" must be an integer in \[1, 2147483647\], got 1e\+308/);
     } finally {
