@@ -5,9 +5,10 @@ import { benchDataPrepare } from './data_prepare.js';
 import { benchModels } from './models.js';
 import { benchTrain } from './train.js';
 import { benchCompare } from './compare.js';
+import { benchLoad } from './load.js';
 
 const [suite, ...rest] = process.argv.slice(2);
-const suites: Record<string, (argv: string[]) => void | Promise<void>> = { ops: benchOps, data: benchDataPrepare, models: benchModels, train: benchTrain, compare: benchCompare };
+const suites: Record<string, (argv: string[]) => void | Promise<void>> = { ops: benchOps, data: benchDataPrepare, models: benchModels, train: benchTrain, compare: benchCompare, load: benchLoad };
 const run = suite ? suites[suite] : undefined;
 if (!run) {
   console.error(`usage: npm run bench -- <${Object.keys(suites).join('|')}> [flags]
@@ -19,7 +20,9 @@ if (!run) {
         [--steps N] [--warmup N] [--threads K] [--infer] [--tie-head] [--profile]
         one training (or forward-only) run of a reference shape: one JSON line, the reference's fields
   compare [--quick] [--pairs N] [--steps N] [--only TEXT] [--threads K]
-        Loom vs ../shared/bench/reference/torch_train_bench.py, alternating fresh processes, ratios per case`);
+        Loom vs ../shared/bench/reference/torch_train_bench.py, alternating fresh processes, ratios per case
+  load  [--texts N] [--prompts N] [--new-tokens N]
+        predict over 100k short texts and generate for 1,000 prompts in one process: throughput, RSS start/middle/end`);
   process.exit(2);
 }
 await run(rest);

@@ -3,16 +3,21 @@
 // A missing toolchain is not fatal (Loom falls back to the pure-TypeScript backend) unless LOOM_REQUIRE_NATIVE=1.
 //
 // Usage: node scripts/build-native.mjs [--force]   (--force rebuilds even if the addon is up to date)
+//        node scripts/build-native.mjs --asan      (an AddressSanitizer build in build-asan/, for CI:
+//        build-asan/build/Release/loom_cpu.node, loaded through LOOM_NATIVE_ADDON; build/ is untouched)
 
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, cpSync, existsSync, mkdirSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const force = process.argv.includes('--force');
-const required = process.env.LOOM_REQUIRE_NATIVE === '1';
-const output = join(root, 'build', 'Release', 'loom_cpu.node');
+const asan = process.argv.includes('--asan');
+const force = process.argv.includes('--force') || asan;
+const required = process.env.LOOM_REQUIRE_NATIVE === '1' || asan;
+// The ASan build runs node-gyp in a copy of the sources, so its build/ never replaces the real one.
+const buildRoot = asan ? join(root, 'build-asan') : root;
+const output = join(buildRoot, 'build', 'Release', 'loom_cpu.node');
 
 /** The full path of an executable on PATH, or null. */
 function which(cmd) {
@@ -113,13 +118,24 @@ try {
 } catch {}
 console.log(`loom: building the native CPU backend (${blas || 'BLAS detection failed'})`);
 
+const env = { ...process.env };
+if (asan) {
+  rmSync(buildRoot, { recursive: true, force: true });
+  mkdirSync(join(buildRoot, 'scripts'), { recursive: true });
+  cpSync(join(root, 'binding.gyp'), join(buildRoot, 'binding.gyp'));
+  cpSync(join(root, 'native'), join(buildRoot, 'native'), { recursive: true });
+  cpSync(join(root, 'scripts', 'detect-blas.mjs'), join(buildRoot, 'scripts', 'detect-blas.mjs'));
+  // gyp's Makefiles append these to every compile and link; -O1 keeps the build quick and the reports exact.
+  env.CXXFLAGS = `${env.CXXFLAGS ?? ''} -fsanitize=address -fno-omit-frame-pointer -g -O1`;
+  env.LDFLAGS = `${env.LDFLAGS ?? ''} -fsanitize=address`;
+}
 const args = [...gyp[1], 'rebuild', '--release', '--loglevel=warn'];
 // Node's headers ship with some system packages (e.g. Debian's nodejs): use them instead of downloading.
 const sysHeaders = resolve(dirname(process.execPath), '..', 'include', 'node', 'common.gypi');
 if (!process.env.npm_config_nodedir && existsSync(sysHeaders)) args.push(`--nodedir=${resolve(sysHeaders, '..', '..', '..')}`);
 const jobs = process.env.JOBS || 'max';
 args.push(`--jobs=${jobs}`);
-const r = spawnSync(gyp[0], args, { cwd: root, stdio: 'inherit', env: process.env });
+const r = spawnSync(gyp[0], args, { cwd: buildRoot, stdio: 'inherit', env });
 if (r.error) fail(`could not run node-gyp: ${r.error.message}`);
 if (r.status !== 0) fail('building the native CPU backend failed (see the compiler output above)');
-console.log('loom: built build/Release/loom_cpu.node');
+console.log(`loom: built ${output}`);

@@ -3,9 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { demoCorpus } from '../src/cli/demo_data.js';
 
 export const LOOM = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'cli', 'loom.js');
 
@@ -64,4 +65,18 @@ export function rng(seed: number): (n: number) => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
   };
+}
+
+/**
+ * A tiny GPT-2 model folder made with the CLI in `dir`: corpus.txt (the demo corpus), tok/ (a
+ * 300-token BPE), init/ (1 layer, width 32). What the fault, fuzz and memory tests start from.
+ */
+export function tinyModelFolder(dir: string, o: { docs?: number; width?: number; layers?: number; positions?: number; chatTemplate?: boolean } = {}): { corpus: string; tokenizer: string; model: string } {
+  const corpus = join(dir, 'corpus.txt');
+  writeFileSync(corpus, demoCorpus(o.docs ?? 200));
+  const width = o.width ?? 32;
+  writeFileSync(join(dir, 'model.json'), JSON.stringify({ n_layer: o.layers ?? 1, n_embd: width, n_head: 2, n_inner: 2 * width, n_positions: o.positions ?? 64 }));
+  ok('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', ...(o.chatTemplate ? ['--chat-template'] : []), '--out', join(dir, 'tok'), corpus);
+  ok('init', '--arch', 'gpt2', '--preset', 'tiny', '--config', join(dir, 'model.json'), '--tokenizer', join(dir, 'tok'), '--out', join(dir, 'init'));
+  return { corpus, tokenizer: join(dir, 'tok'), model: join(dir, 'init') };
 }

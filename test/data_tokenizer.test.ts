@@ -142,7 +142,7 @@ test('bad files: clear errors naming the file', async () => {
   writeFileSync(join(tmp.dir, 'tokenizer.json'), JSON.stringify({ version: '1.0', model: { type: 'Nope' } }));
   await assert.rejects(LoomTokenizer.load(tmp.dir), /tokenizer\.json: not a valid tokenizer\.json/);
   writeFolder(tmp.dir, { 'tokenizer.json': gpt2Json(), 'tokenizer_config.json': { eos_token: '</s>' } });
-  await assert.rejects(LoomTokenizer.load(tmp.dir), /the eos token "<\/s>" is not in the vocabulary/);
+  await assert.rejects(LoomTokenizer.load(tmp.dir), /the eos token "<\/s>" \(named by tokenizer_config\.json or special_tokens_map\.json\) is not in the vocabulary/);
   writeFolder(tmp.dir, { 'tokenizer.json': gpt2Json(), 'tokenizer_config.json': '{ "eos_token": ' });
   await assert.rejects(LoomTokenizer.load(tmp.dir), /tokenizer_config\.json(:\d+)?: invalid JSON/);
 });

@@ -46,7 +46,7 @@ describe('checkpoint saves', () => {
       config: { maxSteps: 20, saveEvery: 5, lr: 1e-2, runDir: dir, progress: 'none' },
       callbacks: { onStep: ({ step }) => void (steps = step) },
     });
-    await assert.rejects(t.train(), /saving checkpoint-10 failed: ENOSPC: no space left on device, write .*optimizer\.safetensors'; the previous checkpoint .*checkpoint-5 is intact/);
+    await assert.rejects(t.train(), /saving checkpoint-10 failed: ENOSPC: no space left on device, write .*optimizer\.safetensors' \(the disk is full.*then resume\); the previous checkpoint .*checkpoint-5 is intact/);
     // no temp folder left behind; checkpoint-5 validates and resumes
     assert.deepEqual(readdirSync(join(dir, 'checkpoints')), ['checkpoint-5']);
     const mgr = new CheckpointManager(join(dir, 'checkpoints'));
@@ -119,6 +119,30 @@ describe('checkpoint saves', () => {
     const mgr = new CheckpointManager(join(dir, 'checkpoints'), nodeFs, (m) => warnings.push(m));
     assert.deepEqual((await mgr.latest())?.step, 5);
     assert.match(warnings.join('\n'), /checkpoint-9 has no loom_checkpoint\.json; it is not a complete checkpoint and is ignored/);
+  });
+});
+
+describe('run folders', () => {
+  it('cleans temp folders of dead saves, puts back a checkpoint lost mid-swap, and a fresh run starts a fresh log', async () => {
+    const dir = tmp();
+    await trainTo(dir, 4, { logEvery: 1 });
+    const ck = join(dir, 'checkpoints');
+    // As a kill -9 leaves them: a dead process's temp folder, and a same-step swap cut between its renames.
+    const dead = 2 ** 22 + 12345; // above Linux's default pid_max, so no process has it
+    mkdirSync(join(ck, `.tmp-checkpoint-5-${dead}`));
+    mkdirSync(join(ck, `..tmp-checkpoint-5-${dead}.tmp-${dead}-x`));
+    const { renameSync } = await import('node:fs');
+    renameSync(join(ck, 'checkpoint-4'), join(ck, `.old-checkpoint-4-${dead}`));
+    const lines: string[] = [];
+    const mgr = new CheckpointManager(ck);
+    lines.push(...await mgr.cleanStale());
+    assert.deepEqual(readdirSync(ck).sort(), ['checkpoint-4']);
+    assert.equal(lines.length, 3);
+    await mgr.validate(join(ck, 'checkpoint-4'));
+    // A fresh (not resumed) run in the same folder rewrites metrics.jsonl from step 1.
+    await trainTo(dir, 2, { logEvery: 1 });
+    const steps = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    assert.deepEqual(steps, [1, 2]);
   });
 });
 

@@ -39,6 +39,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'log-every': { type: 'int', help: 'train-loss line every N steps', default: '10' },
   seed: { type: 'int', help: 'random seed', default: '42' },
   resume: { type: 'boolean', help: 'continue the run in --out from its newest checkpoint' },
+  'skip-memory-check': { type: 'boolean', help: 'train even if the memory estimate exceeds RAM (LOOM_MEMORY_LIMIT sets the budget)' },
   json: { type: 'boolean', help: 'print the result as one JSON object on stdout' },
 };
 
@@ -60,6 +61,7 @@ export function trainFlags(f: Flags): TrainFlags {
     logEvery: f.logEvery as number | undefined,
     seed: f.seed as number | undefined,
     resume: f.resume === true,
+    skipMemoryCheck: f.skipMemoryCheck === true,
   };
 }
 

@@ -4,7 +4,7 @@
 import { createInterface } from 'node:readline';
 import { readFile, readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { streamGenerate, type GenerateOptions } from '../models/generate.js';
+import type { GenerateOptions } from '../models/generate.js';
 import { loadPretrained } from '../models/pretrained.js';
 import { loadAdapter } from '../models/peft.js';
 import { mergeAndUnload } from '../nn/lora.js';
@@ -13,7 +13,7 @@ import type { PretrainedModel, Task } from '../models/model.js';
 import type { LoomTokenizer } from '../io/tokenizer.js';
 import type { ChatMessage } from '../io/chat_template.js';
 import { TaskError, exists, maxPositions, publishModel, readRows, requireModelDir, tokenizerFor } from '../tasks/common.js';
-import { evaluate, loadModel, predict, type EvalTask } from '../tasks/inference.js';
+import { evaluate, loadModel, predict, streamText, type EvalTask } from '../tasks/inference.js';
 import { say, type Command, type Flags } from './train_commands.js';
 import type { FlagSpec } from './args.js';
 
@@ -40,22 +40,6 @@ function sampling(f: Flags, model: PretrainedModel, stop: number[]): GenerateOpt
     seed: f.seed as number | undefined,
     stopTokens: stops,
   };
-}
-
-/** Streams generated text to `write` as it decodes (re-decoding the tail keeps multi-byte characters whole). */
-async function streamText(model: PretrainedModel, tokenizer: LoomTokenizer, prompt: number[], options: GenerateOptions, write: (s: string) => void): Promise<{ text: string; tokens: number[] }> {
-  const tokens: number[] = [];
-  let shown = '';
-  const special = tokenizer.specialIds();
-  for await (const id of streamGenerate(model, prompt, options)) {
-    tokens.push(id);
-    const text = await tokenizer.decode(tokens.filter((t) => !special.has(t)));
-    if (!text.endsWith('\uFFFD')) {
-      write(text.slice(shown.length));
-      shown = text;
-    }
-  }
-  return { text: shown, tokens };
 }
 
 const evaluateCmd: Command = {

@@ -1,11 +1,12 @@
 // Reading tokenized shards at training time: random-access windows through positioned fs reads (so
 // memory stays flat for corpora larger than RAM), seeded per-epoch shuffling and a resumable cursor.
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LoomTokenizer } from '../io/tokenizer.js';
 import { parseJsonFile } from '../io/tokenizer_files.js';
+import { shortJson, shortText } from '../short_json.js';
 import { permutation } from './rng.js';
 import { MANIFEST, type ShardManifest, type SplitName } from './shards.js';
 
@@ -35,10 +36,7 @@ export class TokenShards {
     const text = await readFile(path, 'utf8').catch((err: Error) => {
       throw new Error(`${path}: cannot read (was the corpus prepared, and did it finish?): ${err.message}`);
     });
-    const manifest = parseJsonFile<ShardManifest>(path, text);
-    if (manifest.format !== 'loom-token-shards' || manifest.version !== 1) {
-      throw new Error(`${path}: not a Loom token-shard manifest (format ${String(manifest.format)}, version ${String(manifest.version)})`);
-    }
+    const manifest = checkManifest(path, dir, parseJsonFile<unknown>(path, text));
     const tok = options.tokenizer;
     if (tok !== undefined && tok.hash !== manifest.tokenizer.sha256) {
       const [made, now] = [manifest.tokenizer.sha256.slice(0, 12), tok.hash.slice(0, 12)];
@@ -50,6 +48,48 @@ export class TokenShards {
   split(name: SplitName): SplitReader {
     return new SplitReader(this.dir, this.manifest, name);
   }
+}
+
+/**
+ * A manifest is read from a folder the user points at, so it is checked like any input: its shard
+ * names must be plain file names in the folder (a "../" name would read outside it), and each
+ * shard file must hold exactly the tokens the manifest claims (reads are sized from those counts).
+ */
+function checkManifest(path: string, dir: string, m: unknown): ShardManifest {
+  const fail = (what: string): never => {
+    throw new Error(`${path}: ${what}`);
+  };
+  const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!obj(m) || m.format !== 'loom-token-shards' || m.version !== 1) {
+    const o = obj(m) ? m : {};
+    fail(`not a Loom token-shard manifest (format ${shortJson(o.format)}, version ${shortJson(o.version)})`);
+  }
+  const man = m as Record<string, unknown>;
+  if (man.dtype !== 'uint16' && man.dtype !== 'uint32') fail(`"dtype" must be "uint16" or "uint32", got ${shortJson(man.dtype)}`);
+  if (!obj(man.tokenizer) || typeof man.tokenizer.sha256 !== 'string') fail('"tokenizer.sha256" is missing');
+  const bytes = man.dtype === 'uint16' ? 2 : 4;
+  for (const name of ['train', 'validation']) {
+    const split = obj(man.splits) ? man.splits[name] : undefined;
+    if (!obj(split) || !Array.isArray(split.shards)) fail(`"splits.${name}.shards" must be a list`);
+    let total = 0;
+    for (const [i, s] of ((split as Record<string, unknown>).shards as unknown[]).entries()) {
+      const at = `splits.${name}.shards[${i}]`;
+      if (!obj(s) || typeof s.file !== 'string' || !/^[\w.-]+$/.test(s.file) || s.file.startsWith('.')) fail(`"${at}.file" must be a plain file name in the folder`);
+      const sh = s as { file: string; tokens: unknown };
+      if (!Number.isSafeInteger(sh.tokens) || (sh.tokens as number) < 0) fail(`"${at}.tokens" must be an integer >= 0`);
+      const size = (() => {
+        try {
+          return statSync(join(dir, sh.file)).size;
+        } catch {
+          return fail(`shard ${sh.file} is missing`);
+        }
+      })();
+      if (size !== (sh.tokens as number) * bytes) fail(`shard ${sh.file} has ${size} bytes, the manifest says ${sh.tokens as number} ${man.dtype as string} tokens`);
+      total += sh.tokens as number;
+    }
+    (split as Record<string, unknown>).tokens = total;
+  }
+  return m as ShardManifest;
 }
 
 /** One split as a flat array of tokens on disk. Call close() (or use `using`) to release the files. */
@@ -175,8 +215,12 @@ export class BlockIterator implements Iterator<TokenBlocks> {
     this.count = reader.numBlocks(o.blockSize);
     if (this.count === 0) throw new Error(`${reader.name}: ${reader.tokens} tokens make no block of ${o.blockSize}`);
     const c = o.cursor;
-    if (c !== undefined && (c.split !== reader.name || c.blockSize !== o.blockSize)) {
-      throw new Error(`cursor is for split ${c.split} with blockSize ${c.blockSize}, not ${reader.name} with ${o.blockSize}`);
+    if (c !== undefined && (c === null || typeof c !== 'object' || c.split !== reader.name || c.blockSize !== o.blockSize)) {
+      throw new Error(`cursor is for split ${shortText(c?.split)} with blockSize ${shortText(c?.blockSize)}, not ${reader.name} with ${o.blockSize}`);
+    }
+    const count = (v: unknown, max: number): boolean => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+    if (c !== undefined && (!count(c.epoch, Number.MAX_SAFE_INTEGER) || !count(c.index, this.count) || !Number.isSafeInteger(c.seed) || typeof c.shuffle !== 'boolean')) {
+      throw new Error(`bad cursor ${shortJson(c)} (expected integers epoch >= 0 and 0 <= index <= ${this.count}, a seed and shuffle)`);
     }
     this.epoch = c?.epoch ?? 0;
     this.index = c?.index ?? 0;

@@ -8,6 +8,7 @@ import type { LoomTokenizer } from '../io/tokenizer.js';
 import { collectNativeGarbage, writeAtomic } from '../io/tokenizer.js';
 import type { TextDoc } from './readers/text.js';
 import { hashInts } from './rng.js';
+import { faultPoint } from '../faults.js';
 
 export const MANIFEST = 'manifest.json';
 export type SplitName = 'train' | 'validation';
@@ -121,6 +122,7 @@ class ShardWriter {
     closeSync(this.fd);
     this.fd = undefined;
     const file = this.name(this.shards.length);
+    faultPoint('shard written');
     renameSync(this.tempPath(), join(this.dir, file));
     this.shards.push({ file, tokens: this.inShard });
     this.inShard = 0;
@@ -259,6 +261,7 @@ export async function prepareCorpus(options: PrepareOptions): Promise<ShardManif
       validation: { tokens: writers.validation.tokens, shards: writers.validation.shards },
     },
   };
+  faultPoint('shard manifest');
   await writeAtomic(join(outDir, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
 }

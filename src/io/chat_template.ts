@@ -35,14 +35,23 @@ export class ChatTemplate {
   private readonly template: Template;
   private readonly specialTokens: Record<string, string>;
 
-  /** `specialTokens` become template variables (`bos_token`, `eos_token`, ...), as in transformers. */
-  constructor(source: string, specialTokens: Record<string, string> = {}) {
+  /** What errors start with: the file the template came from, when it came from one. */
+  private readonly origin: string;
+
+  /**
+   * `specialTokens` become template variables (`bos_token`, `eos_token`, ...), as in transformers.
+   * `file` (tokenizer_config.json) is named in errors. The template runs in @huggingface/jinja's
+   * interpreter, which evaluates expressions over its own values: no JavaScript is generated or
+   * run, and Python's object graph (`__class__`, `__globals__`) does not exist there.
+   */
+  constructor(source: string, specialTokens: Record<string, string> = {}, file?: string) {
     this.source = source;
     this.specialTokens = specialTokens;
+    this.origin = file === undefined ? '' : `${file}: `;
     try {
       this.template = new Template(source);
     } catch (err) {
-      throw new Error(`chat template does not parse: ${(err as Error).message}`);
+      throw new Error(`${this.origin}chat template does not parse: ${(err as Error).message}`);
     }
   }
 
@@ -60,7 +69,7 @@ export class ChatTemplate {
         add_generation_prompt: options.addGenerationPrompt ?? false,
       });
     } catch (err) {
-      throw new Error(`chat template: ${(err as Error).message}`);
+      throw new Error(`${this.origin}chat template: ${(err as Error).message}`);
     }
   }
 }

@@ -1,6 +1,8 @@
 // The safetensors byte format without file access: dtypes, header parsing with full validation,
 // header building in the Python library's layout, and exact F16/BF16/I64 conversions.
 
+import { shortJson } from '../short_json.js';
+
 /** The dtypes Loom reads and writes. Other dtypes of the spec are refused with a clear error. */
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32';
 
@@ -100,27 +102,27 @@ export function parseHeader(file: string, headerBytes: Uint8Array, dataStart: nu
     const dtype = info.dtype;
     if (!isDType(dtype)) {
       const what = typeof dtype === 'string' && OTHER_SPEC_DTYPES.has(dtype) ? 'unsupported' : 'unknown';
-      throw new SafetensorsError(file, `${what} dtype ${JSON.stringify(dtype)} (Loom reads F32, F16, BF16, I64, I32)`, name);
+      throw new SafetensorsError(file, `${what} dtype ${shortJson(dtype)} (Loom reads F32, F16, BF16, I64, I32)`, name);
     }
     const shape = info.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      throw new SafetensorsError(file, `shape ${JSON.stringify(shape)} is not a list of non-negative integers`, name);
+      throw new SafetensorsError(file, `shape ${shortJson(shape)} is not a list of non-negative integers`, name);
     }
     const offsets = info.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && (o as number) >= 0)) {
-      throw new SafetensorsError(file, `data_offsets ${JSON.stringify(offsets)} is not a pair of non-negative integers`, name);
+      throw new SafetensorsError(file, `data_offsets ${shortJson(offsets)} is not a pair of non-negative integers`, name);
     }
     const [begin, end] = offsets as [number, number];
     const dims = shape as number[];
     const count = numel(dims);
     const bytes = count * DTYPE_BYTES[dtype];
-    if (!Number.isSafeInteger(bytes)) throw new SafetensorsError(file, `shape ${JSON.stringify(dims)} is too large`, name);
+    if (!Number.isSafeInteger(bytes)) throw new SafetensorsError(file, `shape ${shortJson(dims)} is too large`, name);
     if (end < begin) throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] end before they begin`, name);
     if (end > dataBytes) {
       throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] run past the end of the data (${dataBytes} bytes)`, name);
     }
     if (end - begin !== bytes) {
-      throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} ${JSON.stringify(dims)} needs ${bytes}`, name);
+      throw new SafetensorsError(file, `data_offsets [${begin}, ${end}] hold ${end - begin} bytes, but ${dtype} ${shortJson(dims)} needs ${bytes}`, name);
     }
     list.push({ entry: { name, dtype, shape: dims, byteOffset: dataStart + begin, byteLength: bytes }, begin, end });
   }

@@ -7,6 +7,7 @@ import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { buildHeader, DTYPE_BYTES, encodeTensor, isDType, numel, SafetensorsError } from './safetensors_format.js';
 import type { SafetensorsDType } from './safetensors_format.js';
+import { faultPoint } from '../faults.js';
 
 export type TensorData = Float32Array | Int32Array | BigInt64Array;
 
@@ -55,6 +56,7 @@ export async function writeSafetensors(path: string, tensors: readonly TensorToW
       const bytes = encodeTensor(data, specs[i]!.dtype);
       if (typeof bytes === 'string') throw new SafetensorsError(path, `cannot store as ${specs[i]!.dtype}: ${bytes}`, t.name);
       at = await writeAll(fh, bytes, at);
+      faultPoint(`safetensors ${basename(path)}`);
     }
     await fh.sync();
     await fh.close();

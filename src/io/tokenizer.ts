@@ -7,12 +7,14 @@ import { basename, dirname, join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { Tokenizer, type Encoding } from 'tokenizers';
+import { shortJson } from '../short_json.js';
 import { CHATML_TEMPLATE, ChatTemplate, selectChatTemplate, type ChatMessage, type RenderOptions } from './chat_template.js';
 import {
   parseJsonFile,
   readOptionalJson,
   resolveSpecialTokenNames,
   SPECIAL_TOKEN_ROLES,
+  validateTokenizerJson,
   type SpecialTokens,
   type TokenizerConfigJson,
   type TokenizerJson,
@@ -78,9 +80,12 @@ export class LoomTokenizer {
   readonly native: Tokenizer;
   private readonly json: TokenizerJson;
   private chat: ChatTemplate | undefined;
+  /** tokenizer_config.json's path, for errors in its chat template (which is parsed lazily). */
+  private readonly configSource: string;
 
   private constructor(files: TokenizerFiles, json: TokenizerJson, native: Tokenizer, source: string) {
     this.files = files;
+    this.configSource = join(dirname(source), FILES.config);
     this.native = native;
     this.json = json;
     this.hash = createHash('sha256').update(files.tokenizerJson).digest('hex');
@@ -92,7 +97,8 @@ export class LoomTokenizer {
       if (token === undefined) continue;
       const id = native.tokenToId(token);
       if (id === null || id === undefined) {
-        throw new Error(`${source}: the ${role} token ${JSON.stringify(token)} is not in the vocabulary`);
+        const from = files.config !== undefined || files.specialTokensMap !== undefined ? ` (named by ${FILES.config} or ${FILES.specialMap})` : '';
+        throw new Error(`${source}: the ${role} token ${shortJson(token)}${from} is not in the vocabulary`);
       }
       special[role] = { token, id };
     }
@@ -121,7 +127,9 @@ export class LoomTokenizer {
   /** Builds a tokenizer from file contents (what the trainers produce). `source` names it in errors. */
   static fromFiles(files: TokenizerFiles, source = FILES.tokenizer): LoomTokenizer {
     // Parse here first: a JSON error with a line number beats the Rust library's message.
-    const json = parseJsonFile<TokenizerJson>(source, files.tokenizerJson);
+    const json = parseJsonFile<unknown>(source, files.tokenizerJson);
+    validateTokenizerJson(json, source);
+    checkConfigShapes(files, source);
     let native: Tokenizer;
     try {
       native = Tokenizer.fromString(files.tokenizerJson);
@@ -249,7 +257,7 @@ export class LoomTokenizer {
       const source = selectChatTemplate(this.files.config?.chat_template) ?? CHATML_TEMPLATE;
       const vars: Record<string, string> = {};
       for (const [role, s] of Object.entries(this.special)) vars[`${role}_token`] = s.token;
-      this.chat = new ChatTemplate(source, vars);
+      this.chat = new ChatTemplate(source, vars, this.hasOwnChatTemplate ? this.configSource : undefined);
     }
     return this.chat;
   }
@@ -277,6 +285,19 @@ export class LoomTokenizer {
     const map = this.files.specialTokensMap ?? specialTokensMapOf(this.special);
     await writeAtomic(join(dir, FILES.specialMap), raw.specialTokensMap ?? `${JSON.stringify(map, null, 2)}\n`);
   }
+}
+
+/** tokenizer_config.json and special_tokens_map.json must be objects (the roles are looked up in them). */
+function checkConfigShapes(files: TokenizerFiles, source: string): void {
+  const dir = dirname(source);
+  for (const [name, value] of [[FILES.config, files.config], [FILES.specialMap, files.specialTokensMap]] as const) {
+    if (value !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+      throw new Error(`${join(dir, name)}: expected a JSON object, got ${shortJson(value)}`);
+    }
+  }
+  const c = files.config as Record<string, unknown> | undefined;
+  const max = c?.model_max_length;
+  if (max !== undefined && max !== null && typeof max !== 'number') throw new Error(`${join(dir, FILES.config)}: "model_max_length" must be a number, got ${shortJson(max)}`);
 }
 
 /** Loads a tokenizer folder or tokenizer.json file. */

@@ -2,6 +2,7 @@
 // their JSON shapes as far as Loom reads them, and how the special tokens are resolved from them.
 
 import { readFile } from 'node:fs/promises';
+import { shortJson } from '../short_json.js';
 
 /** One entry of tokenizer.json's `added_tokens` (also the values of `added_tokens_decoder`). */
 export interface AddedTokenJson {
@@ -134,4 +135,64 @@ export function parseJsonFile<T>(path: string, text: string): T {
     const line = pos ? text.slice(0, Number(pos[1])).split('\n').length : undefined;
     throw new Error(`${path}${line !== undefined ? `:${line}` : ''}: invalid JSON: ${message}`);
   }
+}
+
+/**
+ * Checks what the `tokenizers` library trusts without checking: it loads a TemplateProcessing
+ * post-processor whose template names a special token missing from its `special_tokens` map, then
+ * panics at the first encode, which aborts the whole process (a Rust panic is not an exception in
+ * the binding). Also checks the shapes this wrapper reads itself (model, added_tokens), so a
+ * malformed file is an error naming the file and the field, never a crash.
+ */
+export function validateTokenizerJson(json: unknown, source: string): asserts json is TokenizerJson {
+  const fail = (what: string): never => {
+    throw new Error(`${source}: not a valid tokenizer.json: ${what}`);
+  };
+  if (!isObject(json)) fail('expected a JSON object');
+  const j = json as Record<string, unknown>;
+  if (!isObject(j.model) || typeof (j.model as Record<string, unknown>).type !== 'string') fail('"model" must be an object with a "type"');
+  if (j.added_tokens !== undefined && j.added_tokens !== null) {
+    if (!Array.isArray(j.added_tokens)) fail('"added_tokens" must be a list');
+    (j.added_tokens as unknown[]).forEach((t, i) => {
+      if (!isObject(t) || !Number.isSafeInteger(t.id) || (t.id as number) < 0 || typeof t.content !== 'string') {
+        fail(`added_tokens[${i}] must be {"id": integer >= 0, "content": string, ...}`);
+      }
+    });
+  }
+  checkPostProcessor(j.post_processor, 'post_processor', fail);
+}
+
+function checkPostProcessor(p: unknown, at: string, fail: (what: string) => never): void {
+  if (p === undefined || p === null) return;
+  if (!isObject(p)) fail(`"${at}" must be an object or null`);
+  const o = p as Record<string, unknown>;
+  if (o.type === 'Sequence') {
+    if (!Array.isArray(o.processors)) fail(`"${at}.processors" must be a list`);
+    (o.processors as unknown[]).forEach((q, i) => checkPostProcessor(q, `${at}.processors[${i}]`, fail));
+    return;
+  }
+  if (o.type !== 'TemplateProcessing') return;
+  const special = o.special_tokens;
+  if (!isObject(special)) fail(`"${at}.special_tokens" must be an object`);
+  for (const [name, entry] of Object.entries(special as Record<string, unknown>)) {
+    const e = entry as Record<string, unknown>;
+    const ok = isObject(entry) && Array.isArray(e.ids) && Array.isArray(e.tokens) && e.ids.length === e.tokens.length &&
+      e.ids.every((id) => Number.isSafeInteger(id) && (id as number) >= 0) && e.tokens.every((t) => typeof t === 'string');
+    if (!ok) fail(`"${at}.special_tokens" entry ${shortJson(name)} must hold "ids" and "tokens" lists of the same length`);
+  }
+  for (const key of ['single', 'pair']) {
+    const pieces = o[key];
+    if (pieces === undefined) continue;
+    if (!Array.isArray(pieces)) fail(`"${at}.${key}" must be a list`);
+    for (const piece of pieces as unknown[]) {
+      const id = isObject(piece) && isObject(piece.SpecialToken) ? (piece.SpecialToken as Record<string, unknown>).id : undefined;
+      if (id !== undefined && !(typeof id === 'string' && Object.hasOwn(special as object, id))) {
+        fail(`"${at}.${key}" uses the special token ${shortJson(id)}, which "${at}.special_tokens" does not define`);
+      }
+    }
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

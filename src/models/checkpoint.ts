@@ -7,6 +7,7 @@ import { writeShardedSafetensors, type TensorToWrite } from '../io/safetensors.j
 import { LoraLinear } from '../nn/lora.js';
 import { configToJSON, makeLabels, numLabels } from './config.js';
 import type { PretrainedModel } from './model.js';
+import { faultPoint } from '../faults.js';
 
 export interface SaveOptions {
   /** Largest weight file in bytes before sharding (transformers' max_shard_size); default 5 GB. */
@@ -73,6 +74,7 @@ export async function writeFolderAtomic(dir: string, written: readonly string[],
         else await link(from, to).catch(() => copyFile(from, to));
       }
       await rename(target, old);
+      faultPoint('swap folder');
       await rename(tmp, target).catch(async (e: unknown) => {
         await rename(old, target);
         throw e;

@@ -1,6 +1,8 @@
 // Typed model configs parsed from (and written back to) Hugging Face config.json, with transformers'
 // defaults, errors that name the field, and the size presets tiny/small/base of each family.
 
+import { shortJson } from '../short_json.js';
+
 /**
  * Field names are transformers' own (snake_case), so a config.json maps onto these types without a
  * renaming table and save() writes back exactly what transformers reads.
@@ -102,6 +104,14 @@ export function familyOf(modelType: ModelType): Family {
   return modelType === 'gpt2' ? 'gpt2' : modelType === 'bert' ? 'bert' : 'llama';
 }
 
+const INT32_MAX = 2 ** 31 - 1;
+const MAX_LABELS = 100_000;
+/**
+ * Layers are built one by one before any weight is read, so a depth no published model comes near
+ * (the deepest have ~130) is refused as corruption even when its small width would fit in memory.
+ */
+const MAX_LAYERS = 1000;
+
 /** Reads typed fields of a JSON object, with defaults, remembering which fields it consumed. */
 class Fields {
   readonly used = new Set<string>();
@@ -116,12 +126,13 @@ class Fields {
   }
 
   fail(name: string, expected: string, got: unknown): never {
-    throw new Error(`${this.source}: field "${name}" must be ${expected}, got ${JSON.stringify(got)}`);
+    throw new Error(`${this.source}: field "${name}" must be ${expected}, got ${shortJson(got)}`);
   }
 
-  int(name: string, def: number, min = 1): number {
+  /** Sizes and ids go to int32 kernels: larger values are corruption, not a model (a 1e308 is an "integer"). */
+  int(name: string, def: number, min = 1, max = INT32_MAX): number {
     const v = this.get(name) ?? def;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) this.fail(name, `an integer >= ${min}`, v);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) this.fail(name, `an integer in [${min}, ${max}]`, v);
     return v;
   }
 
@@ -206,23 +217,24 @@ function parseLabels(json: Record<string, unknown>, source: string): { id2label?
   const numLabels = json.num_labels;
   if (id2label === undefined || id2label === null) {
     if (numLabels === undefined || numLabels === null) return {};
-    if (!Number.isInteger(numLabels) || (numLabels as number) < 1) {
-      throw new Error(`${source}: field "num_labels" must be an integer >= 1, got ${JSON.stringify(numLabels)}`);
+    // Label names are built for each class: a count beyond any real label set is corruption.
+    if (!Number.isInteger(numLabels) || (numLabels as number) < 1 || (numLabels as number) > MAX_LABELS) {
+      throw new Error(`${source}: field "num_labels" must be an integer in [1, ${MAX_LABELS}], got ${shortJson(numLabels)}`);
     }
     return makeLabels(numLabels as number);
   }
   if (typeof id2label !== 'object' || Array.isArray(id2label)) {
-    throw new Error(`${source}: field "id2label" must be an object {"0": "label", ...}, got ${JSON.stringify(id2label)}`);
+    throw new Error(`${source}: field "id2label" must be an object {"0": "label", ...}, got ${shortJson(id2label)}`);
   }
   const entries = Object.entries(id2label as Record<string, unknown>);
   const out: Record<string, string> = {};
   for (let i = 0; i < entries.length; i++) {
     const name = (id2label as Record<string, unknown>)[String(i)];
-    if (typeof name !== 'string') throw new Error(`${source}: field "id2label" must map "0".."${entries.length - 1}" to names; "${i}" is ${JSON.stringify(name)}`);
+    if (typeof name !== 'string') throw new Error(`${source}: field "id2label" must map "0".."${entries.length - 1}" to names; "${i}" is ${shortJson(name)}`);
     out[String(i)] = name;
   }
   if (numLabels !== undefined && numLabels !== null && numLabels !== entries.length) {
-    throw new Error(`${source}: field "num_labels" (${JSON.stringify(numLabels)}) disagrees with id2label (${entries.length} labels)`);
+    throw new Error(`${source}: field "num_labels" (${shortJson(numLabels)}) disagrees with id2label (${entries.length} labels)`);
   }
   return { id2label: out, label2id: Object.fromEntries(Object.entries(out).map(([k, v]) => [v, Number(k)])) };
 }
@@ -255,7 +267,7 @@ function parseGpt2(f: Fields, json: Record<string, unknown>, source: string): GP
     vocab_size: f.int('vocab_size', 50257),
     n_positions: f.int('n_positions', 1024),
     n_embd: f.int('n_embd', 768),
-    n_layer: f.int('n_layer', 12),
+    n_layer: f.int('n_layer', 12, 1, MAX_LAYERS),
     n_head: f.int('n_head', 12),
     n_inner: f.intOrNull('n_inner', null, 1),
     activation_function: f.str('activation_function', 'gelu_new', ACTIVATIONS),
@@ -280,7 +292,7 @@ function parseBert(f: Fields, json: Record<string, unknown>, source: string): Be
     ...parseCommon(f, json, source, { pad: 0, bos: null, eos: null, tie: true }),
     vocab_size: f.int('vocab_size', 30522),
     hidden_size: f.int('hidden_size', 768),
-    num_hidden_layers: f.int('num_hidden_layers', 12),
+    num_hidden_layers: f.int('num_hidden_layers', 12, 1, MAX_LAYERS),
     num_attention_heads: f.int('num_attention_heads', 12),
     intermediate_size: f.int('intermediate_size', 3072),
     hidden_act: f.str('hidden_act', 'gelu', ACTIVATIONS),
@@ -312,12 +324,12 @@ function parseRopeScaling(f: Fields, source: string): RopeScaling | null {
   const kind = r.rope_type ?? r.type;
   const at = `${source}: field "rope_scaling"`;
   if (!['linear', 'dynamic', 'llama3', 'default'].includes(kind as string)) {
-    throw new Error(`${at}: rope_type ${JSON.stringify(kind)} is not supported (supported: linear, dynamic, llama3, default)`);
+    throw new Error(`${at}: rope_type ${shortJson(kind)} is not supported (supported: linear, dynamic, llama3, default)`);
   }
   const num = (name: string, required: boolean): number | undefined => {
     const x = r[name];
     if (x === undefined && !required) return undefined;
-    if (typeof x !== 'number' || !(x > 0)) throw new Error(`${at}: "${name}" must be a number > 0, got ${JSON.stringify(x)}`);
+    if (typeof x !== 'number' || !(x > 0)) throw new Error(`${at}: "${name}" must be a number > 0, got ${shortJson(x)}`);
     return x;
   };
   const out: RopeScaling = { ...r, rope_type: kind as RopeScaling['rope_type'], factor: num('factor', kind !== 'default') ?? 1 };
@@ -339,7 +351,7 @@ function parseLlama(f: Fields, json: Record<string, unknown>, source: string, mo
     vocab_size: f.int('vocab_size', d.vocab),
     hidden_size: f.int('hidden_size', d.hidden),
     intermediate_size: f.int('intermediate_size', d.inter),
-    num_hidden_layers: f.int('num_hidden_layers', d.layers),
+    num_hidden_layers: f.int('num_hidden_layers', d.layers, 1, MAX_LAYERS),
     num_attention_heads: heads,
     num_key_value_heads: f.int('num_key_value_heads', d.kv ?? heads),
     head_dim: f.intOrNull('head_dim', null, 2),

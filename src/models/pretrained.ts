@@ -2,11 +2,12 @@
 // (loadPretrained), reporting missing and unexpected weights as transformers does.
 
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Generator } from '../engine/random.js';
 import { shapeString } from '../engine/tensor.js';
 import { openCheckpoint, type Checkpoint } from '../io/safetensors.js';
 import { writeInto } from '../nn/module.js';
+import { assertModelFits, parameterCount } from './size.js';
 import { familyOf, makeLabels, parseConfig, presetConfig, type Family, type ModelConfig, type Preset } from './config.js';
 import type { ModelOptions, PretrainedModel, Task } from './model.js';
 import { TASKS, zeroRow } from './model.js';
@@ -28,6 +29,7 @@ export function createModel(config: ModelConfig, task?: Task, options: ModelOpti
   if (!FAMILY_TASKS[family].includes(t)) {
     throw new Error(`${config.model_type} has no ${t} head (available: ${FAMILY_TASKS[family].join(', ')})`);
   }
+  assertModelFits(config, t, `${config.model_type} config`);
   if (config.model_type === 'gpt2') {
     if (t === 'causal-lm') return new GPT2LMHeadModel(config, options);
     if (t === 'sequence-classification') return new GPT2ForSequenceClassification(config, options);
@@ -132,20 +134,37 @@ export async function loadPretrained(dir: string, options: LoadOptions = {}): Pr
   if (!sameCount) Object.assign(config, labelFields(options));
   const task = options.task ?? taskOfArchitecture(config.architectures?.[0] ?? '') ?? FAMILY_TASKS[familyOf(config.model_type)][0]!;
   if (!TASKS.includes(task)) throw new Error(`loadPretrained: unknown task "${task}" (tasks: ${TASKS.join(', ')})`);
-  const model = createModel(config, task, { init: false });
+  assertModelFits(config, task, configPath);
+  // Headers first: the model is only built once the weights are known to be of its size.
+  const checkpoint = await openCheckpoint(dir);
+  let model: PretrainedModel | undefined;
   try {
-    const checkpoint = await openCheckpoint(dir);
-    let report: LoadReport;
-    try {
-      report = await loadWeights(model, checkpoint, dir, options);
-    } finally {
-      await checkpoint.close();
-    }
+    assertMatchesWeights(config, task, configPath, checkpoint);
+    model = createModel(config, task, { init: false });
+    const report = await loadWeights(model, checkpoint, dir, options);
     if (options.warn ?? true) for (const w of report.warnings) console.warn(w);
     return { model, report };
   } catch (e) {
-    model.dispose();
+    model?.dispose();
     throw e;
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+/**
+ * A config.json is a few hundred bytes and the weights are the real size: a model far larger than
+ * the weights it comes with is refused before it is allocated, so a small hostile file cannot make
+ * Loom allocate gigabytes. The slack covers what a checkpoint may rightly lack: a new head, an
+ * untied LM head over a body whose embedding is there (at most doubling the count).
+ */
+function assertMatchesWeights(config: ModelConfig, task: Task, configPath: string, checkpoint: Checkpoint): void {
+  let values = 0;
+  for (const info of checkpoint.tensors.values()) values += info.shape.reduce((a, b) => a * b, 1);
+  const needed = parameterCount(config, task);
+  if (needed > 2 * values + 2 ** 24) {
+    throw new Error(`${configPath}: describes a model of ${needed} parameters, but its weights (${checkpoint.files.map((f) => basename(f)).join(', ')}) ` +
+      `hold ${values} values; refusing to build it (do config.json and the weights belong together?)`);
   }
 }
 

@@ -14,6 +14,9 @@ import type { ScheduleName } from '../train/schedule.js';
 import type { ProgressMode } from '../train/progress.js';
 import type { TrainerConfig } from '../train/config.js';
 import type { MetricRecord } from '../train/types.js';
+import { faultPoint } from '../faults.js';
+import { modelShape } from '../models/size.js';
+import { checkTrainingMemory, type MemoryEstimate } from '../train/memory_estimate.js';
 
 /** The common training flags of `loom pretrain` / `loom finetune` (and of their config files). */
 export interface TrainFlags {
@@ -36,6 +39,8 @@ export interface TrainFlags {
   logEvery?: number;
   seed?: number;
   resume?: boolean;
+  /** Train even when the memory estimate exceeds the budget (see train/memory_estimate.ts). */
+  skipMemoryCheck?: boolean;
   progress?: ProgressMode;
   /** Where progress lines go (default stderr). */
   output?: Writable & { isTTY?: boolean };
@@ -140,7 +145,8 @@ export function ensurePadToken(model: PretrainedModel, tokenizer: LoomTokenizer)
 export async function publishModel(out: string, write: (tmp: string) => Promise<void>): Promise<void> {
   await mkdir(out, { recursive: true });
   const tmp = join(out, `.final-tmp-${process.pid}`);
-  await rm(tmp, { recursive: true, force: true });
+  // Left by a run killed while publishing (its model save's own temp folders start with '..final-tmp-').
+  for (const f of await readdir(out)) if (/^\.+final-tmp-\d+/.test(f)) await rm(join(out, f), { recursive: true, force: true });
   try {
     await write(tmp);
     const files = await readdir(tmp);
@@ -151,10 +157,30 @@ export async function publishModel(out: string, write: (tmp: string) => Promise<
     for (const f of order) {
       await rm(join(out, f), { recursive: true, force: true });
       await rename(join(tmp, f), join(out, f));
+      faultPoint('publish file');
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }
+}
+
+/**
+ * Refuses a run whose estimated peak memory exceeds the budget (MemoryError with the estimate and
+ * what to change), before the first step; the model is loaded (its weights are part of the estimate).
+ */
+export function checkMemory(model: PretrainedModel, o: { batchSize: number; seqLen: number; lora: boolean | null; skip?: boolean }): MemoryEstimate | null {
+  if (o.skip) return null;
+  const s = modelShape(model.config, model.task);
+  return checkTrainingMemory({
+    ...s,
+    parameters: model.numParameters(),
+    trainable: model.numParameters({ trainableOnly: true }),
+    perToken: model.task !== 'sequence-classification',
+    batchSize: o.batchSize,
+    seqLen: o.seqLen,
+    optimizerStates: 2,
+    gradientCheckpointing: model.gradientCheckpointing,
+  }, { lora: o.lora });
 }
 
 /** Shuffles in place with a seeded LCG (example order before batching). */

@@ -36,7 +36,14 @@ export type TaskRecords =
   | { task: 'ner'; records: TaggedSentence[] }
   | { task: 'chat'; records: Awaited<ReturnType<typeof toChatRecord>>[] };
 
+/** The records of a task file; a file without any is an error naming it (labels come from the records). */
 export async function readTaskFile(task: FinetuneTask, file: string, c: ColumnOptions): Promise<TaskRecords> {
+  const r = await readRecords(task, file, c);
+  if (r.records.length === 0) throw new DataError(file, undefined, `no ${task === 'ner' ? 'sentences' : 'examples'} in the file`);
+  return r;
+}
+
+async function readRecords(task: FinetuneTask, file: string, c: ColumnOptions): Promise<TaskRecords> {
   await requireFile(file, 'data file');
   if (task === 'classify') {
     const cols = { text: c.textColumn ?? 'text', textPair: c.textPairColumn, label: c.labelColumn ?? 'label' };

@@ -15,7 +15,7 @@ import { Trainer } from '../train/trainer.js';
 import { arrayData } from '../train/data.js';
 import { classificationEvaluator, perplexityEvaluator, tokenClassificationEvaluator } from '../train/metrics.js';
 import type { Evaluator, StepFn, TrainableModel } from '../train/types.js';
-import { TaskError, fitLength, countLabels, ensurePadToken, publishModel, requireModelDir, shuffled, tokenizerFor, trainerConfig, type RunResult, type TrainFlags } from './common.js';
+import { checkMemory, TaskError, fitLength, countLabels, ensurePadToken, publishModel, requireModelDir, shuffled, tokenizerFor, trainerConfig, type RunResult, type TrainFlags } from './common.js';
 import { HEAD_OF, discoverLabels, encodeTask, readTaskFile, type ColumnOptions, type FinetuneTask } from './examples.js';
 
 export interface LoraFlags {
@@ -104,6 +104,7 @@ export async function finetune(o: FinetuneOptions): Promise<RunResult> {
       // Checkpoints hold the adapter (PEFT layout); the Trainer adds the trained tensors beside it.
       trainable = { namedParameters: () => model.namedParameters(), train: () => model.train(), eval: () => model.eval(), save: (dir) => saveAdapter(model, dir, { baseModelNameOrPath: resolve(o.model) }) };
     }
+    checkMemory(model, { batchSize, seqLen, lora: o.lora === true, skip: o.skipMemoryCheck });
     const step = taskStep(head);
     let tokens = 0;
     const trainer = new Trainer<TrainableModel, Batch>({

@@ -9,6 +9,7 @@ import { MlmCollator, continuationTable } from '../data/collators/mlm.js';
 import { padRows, type Batch } from '../data/collators/batch.js';
 import { readTextFiles } from '../data/readers/text.js';
 import { loadPretrained } from '../models/pretrained.js';
+import { streamGenerate, type GenerateOptions } from '../models/generate.js';
 import type { PretrainedModel, Task } from '../models/model.js';
 import { getEntities } from '../train/metrics.js';
 import type { MetricRecord } from '../train/types.js';
@@ -116,49 +117,86 @@ function softmax(v: ArrayLike<number>, from: number, n: number): number[] {
 }
 
 /** Labels (classification head) or entities (token-classification head) for each text. */
-export async function predict(modelDir: string, texts: readonly string[], o: { batchSize?: number; seqLen?: number; tokenizer?: string } = {}): Promise<Prediction[]> {
-  const { model, tokenizer } = await loadModel(modelDir, ['sequence-classification', 'token-classification'], o.tokenizer);
+export async function predict(modelDir: string, texts: readonly string[], o: PredictOptions = {}): Promise<Prediction[]> {
+  const predictor = await openPredictor(modelDir, o);
   try {
-    const names = Object.entries(model.config.id2label ?? {}).sort((a, b) => Number(a[0]) - Number(b[0])).map(([, v]) => v);
-    const padId = padIdOf(tokenizer);
-    const maxLength = fitLength(model, o.seqLen ?? 512);
-    const out: Prediction[] = [];
-    model.eval();
-    for (const group of batchesOf([...texts], o.batchSize ?? 16)) {
-      if (model.task === 'sequence-classification') {
-        const encs = await tokenizer.encodeDetailedBatch(group.map((text) => ({ text })), { maxLength });
-        const b = padRows(encs.map((e) => ({ ids: e.ids })), { padId });
-        const logits = scope(() => noGrad(() => model.forward({ inputIds: tensor(b.inputIds, b.shape, { dtype: 'i32' }), attentionMask: tensor(b.attentionMask, b.shape, { dtype: 'i32' }) }).logits.dataSync()));
-        const c = logits.length / group.length;
-        group.forEach((text, i) => {
-          const p = softmax(logits, i * c, c);
-          const best = p.indexOf(Math.max(...p));
-          out.push({ text, label: names[best] ?? String(best), score: p[best]!, scores: Object.fromEntries(p.map((x, j) => [names[j] ?? String(j), x])) });
-        });
-      } else {
-        const words = group.map((t) => t.split(/\s+/).filter((w) => w.length > 0));
-        const encs = await tokenizer.encodeWordsBatch(words, { maxLength });
-        const b = padRows(encs.map((e) => ({ ids: e.ids })), { padId });
-        const logits = scope(() => noGrad(() => model.forward({ inputIds: tensor(b.inputIds, b.shape, { dtype: 'i32' }), attentionMask: tensor(b.attentionMask, b.shape, { dtype: 'i32' }) }).logits.dataSync()));
-        const [, t] = b.shape;
-        const c = logits.length / (group.length * t);
-        group.forEach((text, i) => {
-          // A word's tag is its first subword's argmax (what training labelled); words cut off by truncation get O.
-          const tags = words[i]!.map(() => 'O');
-          const seen = new Set<number>();
-          encs[i]!.wordIds.forEach((w, j) => {
-            if (w < 0 || seen.has(w)) return;
-            seen.add(w);
-            const p = softmax(logits, (i * t + j) * c, c);
-            tags[w] = names[p.indexOf(Math.max(...p))] ?? 'O';
-          });
-          const entities = getEntities([tags]).map((e) => ({ type: e.type, text: words[i]!.slice(e.start, e.end + 1).join(' '), start: e.start, end: e.end }));
-          out.push({ text, entities, tags });
-        });
-      }
-    }
-    return out;
+    return await predictor.predict(texts);
   } finally {
-    model.dispose();
+    predictor.dispose();
   }
+}
+
+export interface PredictOptions {
+  batchSize?: number;
+  seqLen?: number;
+  tokenizer?: string;
+}
+
+/** A model loaded once for many predict() calls (a server, or bench/load.ts's 100k texts). */
+export interface Predictor {
+  predict(texts: readonly string[]): Promise<Prediction[]>;
+  dispose(): void;
+}
+
+export async function openPredictor(modelDir: string, o: PredictOptions = {}): Promise<Predictor> {
+  const { model, tokenizer } = await loadModel(modelDir, ['sequence-classification', 'token-classification'], o.tokenizer);
+  return { predict: (texts) => predictWith(model, tokenizer, texts, o), dispose: () => model.dispose() };
+}
+
+async function predictWith(model: PretrainedModel, tokenizer: LoomTokenizer, texts: readonly string[], o: PredictOptions): Promise<Prediction[]> {
+  const names = Object.entries(model.config.id2label ?? {}).sort((a, b) => Number(a[0]) - Number(b[0])).map(([, v]) => v);
+  const padId = padIdOf(tokenizer);
+  const maxLength = fitLength(model, o.seqLen ?? 512);
+  const out: Prediction[] = [];
+  model.eval();
+  for (const group of batchesOf([...texts], o.batchSize ?? 16)) {
+    if (model.task === 'sequence-classification') {
+      const encs = await tokenizer.encodeDetailedBatch(group.map((text) => ({ text })), { maxLength });
+      const b = padRows(encs.map((e) => ({ ids: e.ids })), { padId });
+      const logits = scope(() => noGrad(() => model.forward({ inputIds: tensor(b.inputIds, b.shape, { dtype: 'i32' }), attentionMask: tensor(b.attentionMask, b.shape, { dtype: 'i32' }) }).logits.dataSync()));
+      const c = logits.length / group.length;
+      group.forEach((text, i) => {
+        const p = softmax(logits, i * c, c);
+        const best = p.indexOf(Math.max(...p));
+        out.push({ text, label: names[best] ?? String(best), score: p[best]!, scores: Object.fromEntries(p.map((x, j) => [names[j] ?? String(j), x])) });
+      });
+    } else {
+      const words = group.map((t) => t.split(/\s+/).filter((w) => w.length > 0));
+      const encs = await tokenizer.encodeWordsBatch(words, { maxLength });
+      const b = padRows(encs.map((e) => ({ ids: e.ids })), { padId });
+      const logits = scope(() => noGrad(() => model.forward({ inputIds: tensor(b.inputIds, b.shape, { dtype: 'i32' }), attentionMask: tensor(b.attentionMask, b.shape, { dtype: 'i32' }) }).logits.dataSync()));
+      const [, t] = b.shape;
+      const c = logits.length / (group.length * t);
+      group.forEach((text, i) => {
+        // A word's tag is its first subword's argmax (what training labelled); words cut off by truncation get O.
+        const tags = words[i]!.map(() => 'O');
+        const seen = new Set<number>();
+        encs[i]!.wordIds.forEach((w, j) => {
+          if (w < 0 || seen.has(w)) return;
+          seen.add(w);
+          const p = softmax(logits, (i * t + j) * c, c);
+          tags[w] = names[p.indexOf(Math.max(...p))] ?? 'O';
+        });
+        const entities = getEntities([tags]).map((e) => ({ type: e.type, text: words[i]!.slice(e.start, e.end + 1).join(' '), start: e.start, end: e.end }));
+        out.push({ text, entities, tags });
+      });
+    }
+  }
+  return out;
+}
+
+/** Streams generated text to `write` as it decodes (re-decoding the tail keeps multi-byte characters whole). */
+export async function streamText(model: PretrainedModel, tokenizer: LoomTokenizer, prompt: number[], options: GenerateOptions, write: (s: string) => void): Promise<{ text: string; tokens: number[] }> {
+  const tokens: number[] = [];
+  let shown = '';
+  const special = tokenizer.specialIds();
+  for await (const id of streamGenerate(model, prompt, options)) {
+    tokens.push(id);
+    const text = await tokenizer.decode(tokens.filter((t) => !special.has(t)));
+    if (!text.endsWith('\uFFFD')) {
+      write(text.slice(shown.length));
+      shown = text;
+    }
+  }
+  return { text: shown, tokens };
 }

@@ -19,7 +19,7 @@ import type { PretrainedModel } from '../models/model.js';
 import { Trainer } from '../train/trainer.js';
 import { perplexityEvaluator } from '../train/metrics.js';
 import type { JsonValue, StepFn, TrainData } from '../train/types.js';
-import { TaskError, maxPositions, exists, publishModel, requireModelDir, tokenizerFor, trainerConfig, type RunResult, type TrainFlags } from './common.js';
+import { TaskError, checkMemory, maxPositions, exists, publishModel, requireModelDir, tokenizerFor, trainerConfig, type RunResult, type TrainFlags } from './common.js';
 
 export interface PretrainOptions extends TrainFlags {
   /** Model folder to start from (`loom init` output or a Hub download). */
@@ -141,6 +141,7 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
         if (tokenizer.maskId === undefined) throw new TaskError(`${o.model}: the tokenizer has no mask token, needed for --objective mlm`);
         mlm = new MlmCollator({ maskId: tokenizer.maskId, vocabSize: tokenizer.vocabSize, specialIds: tokenizer.specialIds(), probability: o.mlmProbability, seed: o.seed ?? 42, continuation: continuationTable(tokenizer) });
       }
+      checkMemory(model, { batchSize, seqLen, lora: null, skip: o.skipMemoryCheck });
       let tokens = 0;
       const evalSet = evalBatches(valid, seqLen, batchSize, o.evalBatches ?? 20).map((b, i) => (mlm ? mlm.collate(b, 1_000_000 + i) : b));
       const trainer = new Trainer<PretrainedModel, Batch>({

@@ -2,6 +2,8 @@
 // metrics), written into a temp folder and renamed into place, listed in a hashed manifest.
 
 import { join } from 'node:path';
+import { faultPoint } from '../faults.js';
+import { shortJson } from '../short_json.js';
 import { shapeString, type Tensor } from '../engine/tensor.js';
 import type { Optimizer, OptimizerStateDict } from './optim.js';
 import { decodeTensorFile, encodeTensorFile, nodeFs, readTensorFileHeader, type CheckpointFs, type F32Entry } from './tensor_file.js';
@@ -89,7 +91,9 @@ export class CheckpointManager {
       await this.fs.mkdir(this.dir);
       await this.fs.rm(tmp);
       await this.fs.mkdir(tmp);
+      faultPoint('checkpoint temp folder');
       await write(tmp);
+      faultPoint('checkpoint contents');
       const files: Manifest['files'] = {};
       for (const rel of await this.walk(tmp, '')) {
         const p = join(tmp, rel);
@@ -97,23 +101,55 @@ export class CheckpointManager {
       }
       const manifest: Manifest = { format: 'loom-checkpoint', version: 1, step, files };
       await this.fs.writeFile(join(tmp, MANIFEST_FILE), [Buffer.from(JSON.stringify(manifest, null, 1))]);
+      faultPoint('checkpoint manifest');
       if (await this.fs.stat(final)) {
         // Saving the same step twice (the final save after a resume): swap, then drop the old one.
+        // A crash between the two renames leaves only .old-checkpoint-N, which cleanStale() puts back.
         const old = join(this.dir, `.old-checkpoint-${step}-${process.pid}`);
         await this.fs.rm(old);
         await this.fs.rename(final, old);
+        faultPoint('checkpoint swap');
         await this.fs.rename(tmp, final);
         await this.fs.rm(old);
       } else {
         await this.fs.rename(tmp, final);
       }
+      faultPoint('checkpoint published');
       return final;
     } catch (e) {
       await this.fs.rm(tmp).catch(() => undefined);
       const prev = (await this.list().catch(() => [])).filter((c) => c.step !== step).pop();
       const kept = prev ? `the previous checkpoint ${prev.path} is intact` : 'there is no earlier checkpoint';
-      throw new CheckpointError(`saving checkpoint-${step} failed: ${(e as Error).message}; ${kept}`, { cause: e });
+      const code = (e as NodeJS.ErrnoException).code;
+      const full = code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG' ? ' (the disk is full, or a quota or file-size limit was reached: free some space, then resume)' : '';
+      throw new CheckpointError(`saving checkpoint-${step} failed: ${(e as Error).message}${full}; ${kept}`, { cause: e });
     }
+  }
+
+  /**
+   * Removes what saves killed mid-way left behind (temp folders of processes that no longer run) and
+   * puts back a checkpoint a crash took out between the two renames of a same-step save. Returns
+   * what was done, one line per folder, for the caller to report.
+   */
+  async cleanStale(): Promise<string[]> {
+    if (!(await this.fs.stat(this.dir))) return [];
+    const done: string[] = [];
+    const names = await this.fs.readdir(this.dir);
+    for (const name of names) {
+      // .tmp- / .old- / .del-checkpoint-N-PID, and the model's own ..tmp-checkpoint-N-PID.tmp-* beside them
+      const m = /^\.+(tmp|old|del)-checkpoint-(\d+)-(\d+)/.exec(name);
+      if (!m || alive(Number(m[3]))) continue;
+      const path = join(this.dir, name);
+      const final = join(this.dir, `checkpoint-${m[2]}`);
+      if (m[1] === 'old' && name === `.old-checkpoint-${m[2]}-${m[3]}` && !names.includes(`checkpoint-${m[2]}`) && (await this.fs.stat(join(path, MANIFEST_FILE)))) {
+        await this.fs.rename(path, final);
+        done.push(`restored ${final} (a save of the same step was interrupted)`);
+        continue;
+      }
+      await this.fs.rm(path);
+      done.push(`removed ${path} (left by an interrupted save)`);
+    }
+    return done;
   }
 
   private async walk(root: string, rel: string): Promise<string[]> {
@@ -169,8 +205,25 @@ export class CheckpointManager {
     if (!(keepLast > 0)) return;
     const all = await this.list();
     for (const c of all.slice(0, Math.max(0, all.length - keepLast))) {
-      if (c.step !== protect) await this.fs.rm(c.path);
+      if (c.step !== protect) {
+        // Renamed away first, so a crash mid-delete leaves a stale folder for cleanStale, not half a checkpoint.
+        const doomed = join(this.dir, `.del-checkpoint-${c.step}-${process.pid}`);
+        await this.fs.rename(c.path, doomed);
+        faultPoint('checkpoint rotate');
+        await this.fs.rm(doomed);
+      }
     }
+  }
+}
+
+/** Whether a process with this id runs (kill(pid, 0) checks without sending anything). */
+function alive(pid: number): boolean {
+  if (pid === process.pid) return false; // ours: nothing of this process can be in progress before it starts saving
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -234,6 +287,34 @@ async function readTensors(fs: CheckpointFs, path: string): Promise<Map<string, 
 }
 
 /**
+ * The trainer state as the loop will use it (counters, RNG states, the log window, history, best),
+ * checked field by field: a hand-edited or hostile trainer_state.json is an error naming the field,
+ * not a crash a hundred steps later.
+ */
+function checkTrainerState(path: string, s: unknown): TrainerState {
+  const fail = (what: string): never => {
+    throw new CheckpointError(`${path}: ${what}`);
+  };
+  const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const count = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+  const num = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v);
+  if (!obj(s)) return fail('not a JSON object');
+  if (!count(s.step)) fail(`"step" must be an integer >= 0, got ${shortJson(s.step)}`);
+  if (!num(s.epoch)) fail(`"epoch" must be a number, got ${shortJson(s.epoch)}`);
+  if (!obj(s.rng) || !Object.values(s.rng).every(num)) fail('"rng" must map generator names to numbers');
+  const sch = s.schedule;
+  if (!obj(sch) || typeof sch.name !== 'string' || !count(sch.warmupSteps) || !count(sch.totalSteps) || !num(sch.minLrRatio)) fail('"schedule" must be {name, warmupSteps, totalSteps, minLrRatio}');
+  if (!Array.isArray(s.history) || !s.history.every((h) => obj(h) && count(h.step) && typeof h.split === 'string')) fail('"history" must be a list of metric records');
+  const best = s.best;
+  if (best !== null && !(obj(best) && typeof best.metric === 'string' && num(best.value) && count(best.step))) fail('"best" must be null or {metric, value, step}');
+  if (!count(s.badEvals)) fail(`"badEvals" must be an integer >= 0, got ${shortJson(s.badEvals)}`);
+  const w = s.logWindow;
+  if (!obj(w) || !num(w.lossSum) || !count(w.steps)) fail('"logWindow" must be {lossSum, steps}');
+  if (!('dataCursor' in s)) fail('"dataCursor" is missing');
+  return s as unknown as TrainerState;
+}
+
+/**
  * Restores parameters and optimiser state from a checkpoint folder and returns the trainer state.
  * Every trained parameter must be in the checkpoint with its shape; frozen ones are restored when
  * present (they come from the model as built otherwise). Everything is read and checked before any
@@ -243,8 +324,7 @@ export async function readCheckpointContents(fs: CheckpointFs, dir: string, mode
   const optPath = join(dir, OPTIMIZER_FILE);
   const meta = await readJson<Omit<OptimizerStateDict, 'tensors'>>(fs, join(dir, OPTIMIZER_META_FILE));
   const optTensors = await readTensors(fs, optPath);
-  const state = await readJson<TrainerState>(fs, join(dir, TRAINER_STATE_FILE));
-  if (typeof state.step !== 'number' || !state.rng || !state.schedule) throw new CheckpointError(`${dir}/${TRAINER_STATE_FILE} is missing fields`);
+  const state = checkTrainerState(join(dir, TRAINER_STATE_FILE), await readJson<unknown>(fs, join(dir, TRAINER_STATE_FILE)));
 
   let values: Map<string, F32Entry> | null = null;
   if (!model.load) {
@@ -271,7 +351,7 @@ export async function readCheckpointContents(fs: CheckpointFs, dir: string, mode
     }
   }
   try {
-    optimizer.loadStateDict({ ...meta, tensors: optTensors }, optPath);
+    optimizer.loadStateDict({ ...meta, tensors: optTensors }, `${optPath} (with ${OPTIMIZER_META_FILE})`);
   } catch (e) {
     throw new CheckpointError((e as Error).message);
   }

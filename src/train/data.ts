@@ -2,6 +2,7 @@
 // each epoch by a permutation seeded with (seed, epoch), so the cursor {epoch, index} is all it needs.
 
 import { hashInts, permutation } from '../data/rng.js';
+import { shortJson, shortText } from '../short_json.js';
 import type { JsonValue, TrainData } from './types.js';
 
 export interface ArrayDataOptions {
@@ -35,14 +36,15 @@ export function arrayData<B>(batches: readonly B[], options: ArrayDataOptions = 
     },
     restore(cursor: JsonValue): void {
       const c = cursor as { epoch?: unknown; index?: unknown; seed?: unknown; shuffle?: unknown } | null;
-      if (!c || typeof c.epoch !== 'number' || typeof c.index !== 'number') {
-        throw new Error(`arrayData: bad cursor ${JSON.stringify(cursor)}`);
+      const count = (v: unknown, max: number): boolean => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+      if (!c || !count(c.epoch, Number.MAX_SAFE_INTEGER) || !count(c.index, batches.length)) {
+        throw new Error(`arrayData: bad cursor ${shortJson(cursor)} (expected {epoch, index} with 0 <= index <= ${batches.length})`);
       }
       if (c.seed !== seed || c.shuffle !== shuffle) {
-        throw new Error(`arrayData: cursor is for seed ${String(c.seed)} shuffle ${String(c.shuffle)}, this data has seed ${seed} shuffle ${shuffle}`);
+        throw new Error(`arrayData: cursor is for seed ${shortText(c.seed)} shuffle ${shortText(c.shuffle)}, this data has seed ${seed} shuffle ${shuffle}`);
       }
-      epoch = c.epoch;
-      index = c.index;
+      epoch = c.epoch as number;
+      index = c.index as number;
       order = orderFor(epoch);
     },
     epoch(): number {

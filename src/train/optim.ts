@@ -2,6 +2,7 @@
 // momentum, parameter groups, gradient clipping by global norm, and state dicts for exact resume.
 
 import { Tensor, shapeString } from '../engine/tensor.js';
+import { shortText } from '../short_json.js';
 import { noGrad, scope } from '../engine/engine.js';
 import { tensor, zeros } from '../engine/create.js';
 import { add, scale } from '../engine/ops/elementwise.js';
@@ -94,7 +95,16 @@ function makeGroups(groups: readonly ParamGroup[], lr: number, weightDecay: numb
 }
 
 function checkState(kind: string, state: OptimizerStateDict, groups: Group[], source: string): void {
-  if (state.kind !== kind) throw new Error(`${source}: optimizer state is ${state.kind}, this run uses ${kind}`);
+  // The state comes from a file: check its shape before reading it as typed.
+  const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!obj(state)) throw new Error(`${source}: optimizer state is not an object`);
+  if (state.kind !== kind) throw new Error(`${source}: optimizer state is ${shortText(state.kind, 40)}, this run uses ${kind}`);
+  if (!Array.isArray(state.groups) || !state.groups.every((g) => obj(g) && Array.isArray(g.names) && g.names.every((n) => typeof n === 'string'))) {
+    throw new Error(`${source}: "groups" must be a list of {names: [...]}`);
+  }
+  if (!obj(state.steps) || !Object.values(state.steps).every((n) => Number.isSafeInteger(n) && (n as number) >= 1)) {
+    throw new Error(`${source}: "steps" must map parameter names to step counts (integers >= 1)`);
+  }
   const mine = groups.flatMap((g) => g.params.map(([n]) => n));
   const theirs = state.groups.flatMap((g) => g.names);
   const missing = mine.filter((n) => !theirs.includes(n));
@@ -215,7 +225,7 @@ export class AdamW extends GroupedOptimizer implements Optimizer {
       for (const [name, p] of this.params()) {
         const step = state.steps[name];
         if (step === undefined) continue; // never updated yet
-        if (!Number.isInteger(step) || step < 1) throw new Error(`${source}: ${name} has step ${step}`);
+        if (!Number.isInteger(step) || step < 1) throw new Error(`${source}: ${name} has step ${shortText(step)}`);
         const m = loadInto(source, `${name}.exp_avg`, p, state);
         const v = m && loadInto(source, `${name}.exp_avg_sq`, p, state);
         if (!m || !v) {

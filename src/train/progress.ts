@@ -1,8 +1,9 @@
 // What a run shows and records: a one-line progress bar on a TTY (plain log lines otherwise) and
 // metrics.jsonl in the run folder, one JSON object per train log step and per evaluation.
 
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { faultPoint } from '../faults.js';
 import type { MetricRecord } from './types.js';
 
 export type ProgressMode = 'auto' | 'bar' | 'lines' | 'none';
@@ -103,6 +104,7 @@ export class MetricsLog {
 
   append(rec: MetricRecord): void {
     appendFileSync(this.path, JSON.stringify(rec) + '\n');
+    faultPoint('metrics line');
   }
 
   /**
@@ -121,6 +123,10 @@ export class MetricsLog {
           return false; // a torn last line from a kill mid-write
         }
       });
-    writeFileSync(this.path, kept.map((l) => l + '\n').join(''));
+    // Through a temp file: a crash here must not lose the lines before the checkpoint.
+    const tmp = `${this.path}.${process.pid}.tmp`;
+    writeFileSync(tmp, kept.map((l) => l + '\n').join(''));
+    faultPoint('metrics rewrite');
+    renameSync(tmp, this.path);
   }
 }

@@ -5,6 +5,8 @@ import * as fsp from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { basename } from 'node:path';
+import { faultPoint, faultsActive } from '../faults.js';
 
 /** The file operations a checkpoint uses; tests replace one to simulate a full disk. */
 export interface CheckpointFs {
@@ -31,8 +33,13 @@ export const nodeFs: CheckpointFs = {
     const fh = await fsp.open(path, 'wx');
     try {
       for (const c of chunks) {
+        // Under a fault test each chunk goes in two writes, so a kill can leave half a file.
+        const most = faultsActive ? Math.max(1, c.byteLength >> 1) : 1 << 30;
         let off = 0;
-        while (off < c.byteLength) off += (await fh.write(c, off, Math.min(c.byteLength - off, 1 << 30))).bytesWritten;
+        while (off < c.byteLength) {
+          off += (await fh.write(c, off, Math.min(c.byteLength - off, most))).bytesWritten;
+          faultPoint(`write ${basename(path)}`);
+        }
       }
       await fh.sync();
     } finally {

@@ -3,6 +3,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { faultPoint } from '../faults.js';
 import { getMatmulPrecision, noGrad, scope, setMatmulPrecision } from '../engine/engine.js';
 import { defaultGenerator } from '../engine/random.js';
 import { scale } from '../engine/ops/elementwise.js';
@@ -102,7 +103,9 @@ export class Trainer<M extends TrainableModel, B> {
       // Not config.json: the run folder also receives the final HF model, whose config that is.
       writeFileSync(join(c.runDir, 'training_config.json'), JSON.stringify(c, null, 2) + '\n');
     }
+    for (const line of (await this.checkpoints?.cleanStale()) ?? []) progress.message(line);
     if (c.resume) await this.resume(progress, log);
+    else if (this.state.step === 0) log?.truncateAfter(0); // a fresh run in an old run folder starts a fresh log
     const onSigint = (): void => {
       if (this.stopRequest === 'interrupt') process.exit(130); // second Ctrl-C: leave now, checkpoints are atomic
       this.stopRequest = 'interrupt';
@@ -140,6 +143,7 @@ export class Trainer<M extends TrainableModel, B> {
         if (!Number.isFinite(gradNorm)) this.nonFinite(`gradient norm is ${gradNorm} at step ${step}`);
         optimizer.step();
         optimizer.zeroGrad();
+        faultPoint('step');
 
         const s = this.state;
         s.step = step;
@@ -276,7 +280,11 @@ export class Trainer<M extends TrainableModel, B> {
     if (s.name !== this.sched.name || s.totalSteps !== this.sched.totalSteps || s.warmupSteps !== this.sched.warmupSteps || s.minLrRatio !== this.sched.minLrRatio) {
       progress.message(`warning: ${path} was trained with schedule ${JSON.stringify(s)}; continuing with ${JSON.stringify(this.sched)}`);
     }
-    this.o.trainData.restore(state.dataCursor);
+    try {
+      this.o.trainData.restore(state.dataCursor);
+    } catch (e) {
+      throw new Error(`${join(path, 'trainer_state.json')}: "dataCursor" does not fit this data: ${(e as Error).message}`);
+    }
     defaultGenerator.setState(state.rng.default ?? defaultGenerator.getState());
     for (const [k, g] of Object.entries(this.o.generators ?? {})) {
       if (state.rng[k] === undefined) throw new Error(`resume: ${path} has no state for generator "${k}"`);

@@ -212,7 +212,8 @@ function packageRoot(): string | null {
 let cached: NativeAddon | null = null;
 
 /**
- * Loads build/Release/loom_cpu.node (or $LOOM_NATIVE_ADDON). Throws one error listing every path tried
+ * Loads build/Release/loom_cpu.node, or only $LOOM_NATIVE_ADDON when set (an explicit build, such as
+ * CI's AddressSanitizer one, must not be silently replaced by another). Throws one error listing every path tried
  * and how to build the addon.
  */
 export function loadNativeAddon(): NativeAddon {
@@ -221,7 +222,7 @@ export function loadNativeAddon(): NativeAddon {
   const root = packageRoot();
   const candidates: string[] = [];
   if (process.env.LOOM_NATIVE_ADDON) candidates.push(process.env.LOOM_NATIVE_ADDON);
-  if (root) {
+  else if (root) {
     candidates.push(join(root, 'build', 'Release', 'loom_cpu.node'));
     candidates.push(join(root, 'build', 'Debug', 'loom_cpu.node'));
   }
