@@ -48,6 +48,8 @@ namespace bf16k {
 constexpr int MR = 6, NV = 4, NR = NV * 16;  // 6 x 64 tile: 24 zmm accumulators, as the fp32 kernel
 constexpr size_t KC = 512, MC = 120, NC = 2048;  // KC counts k values (256 pairs): B panel 64 KiB, as fp32's
 
+#include "gemm_blocked.h"
+
 // Interleaves two rows of 16 floats into 16 bf16 pairs (lo[j], hi[j]), rounding to nearest even.
 static inline __m512i pairs16(__m512 lo, __m512 hi) {
   const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
@@ -179,87 +181,26 @@ static inline void micro(size_t kc2, const uint16_t* LOOM_RESTRICT ap, const uin
   alignas(64) float buf[MR][NR];
   for (int r = 0; r < MR; r++)
     for (int v = 0; v < NV; v++) _mm512_store_ps(&buf[r][v * 16], acc[r][v]);
-  for (size_t r = 0; r < mr; r++)
-    for (size_t j = 0; j < nr; j++) {
-      float res = buf[r][j] * alpha;
-      float* cp = c + r * ldc + j;
-      if (!first)
-        res += *cp;
-      else {
-        if (beta != 0.f) res += beta * *cp;
-        if (bias) res += bias[j];
-      }
-      *cp = res;
-    }
+  store_edge_tile(&buf[0][0], NR, c, ldc, mr, nr, alpha, beta, first, bias);
 }
 
-// One matrix on `nt` threads: the loop nest of gemm_kernel.h's gemm_one over bf16 panels.
-static void gemm_one(const GemmCall& g, const float* a, const float* b, float* c, int nt) {
-  const size_t M = g.m, N = g.n, K = g.k;
-  size_t mc = MC;
-  if ((M + mc - 1) / mc < static_cast<size_t>(nt)) {
-    mc = round_up((M + nt - 1) / nt, MR);
-    if (mc > MC) mc = MC;
+// The bf16 panel format of the shared loop nest: rows of k-pairs.
+struct Bf16Panels {
+  using Elem = uint16_t;
+  static constexpr size_t MR = bf16k::MR, NR = bf16k::NR, KC = bf16k::KC, MC = bf16k::MC, NC = bf16k::NC;
+  static constexpr int SLOT_A = 3, SLOT_B = 2;
+  static size_t span(size_t kc) { return round_up(kc, 2); }
+  static void pack_a(const float* a, bool trans, size_t m, size_t k, size_t i0, size_t mc, size_t p0, size_t kc, uint16_t* ap) {
+    bf16k::pack_a(a, trans, m, k, i0, mc, p0, kc, ap);
   }
-  const size_t n_ic = (M + mc - 1) / mc;
-  const size_t nc_max = N < NC ? N : NC;
-  // scratch() hands out floats: a bf16 panel of x values needs x / 2 of them.
-  uint16_t* bp = reinterpret_cast<uint16_t*>(scratch(2, KC * round_up(nc_max, NR) / 2 + 16));
-#pragma omp parallel num_threads(nt)
-  {
-    uint16_t* ap = reinterpret_cast<uint16_t*>(scratch(3, KC * round_up(mc, MR) / 2 + 16));
-    for (size_t jc = 0; jc < N; jc += NC) {
-      size_t nc = N - jc < NC ? N - jc : NC;
-      size_t n_jr = (nc + NR - 1) / NR;
-      size_t n_jchunk = n_ic >= 2 * static_cast<size_t>(nt) ? 1 : (2 * nt + n_ic - 1) / n_ic;
-      if (n_jchunk > n_jr) n_jchunk = n_jr;
-      size_t tasks = n_ic * n_jchunk;
-      for (size_t pc = 0; pc < K; pc += KC) {
-        size_t kc = K - pc < KC ? K - pc : KC;
-        size_t kc2 = (kc + 1) / 2;
-        bool first = pc == 0;
-#pragma omp for schedule(static)
-        for (size_t jr = 0; jr < n_jr; jr++)
-          pack_b_panel(b, g.trans_b, N, K, pc, kc, jc + jr * NR, bp + jr * NR * kc2 * 2);
-        size_t packed_ic = ~size_t(0);
-#pragma omp for schedule(dynamic, 1)
-        for (size_t t = 0; t < tasks; t++) {
-          size_t ic_idx = t / n_jchunk, jch = t % n_jchunk;
-          size_t i0 = ic_idx * mc, mcur = M - i0 < mc ? M - i0 : mc;
-          if (packed_ic != ic_idx) {
-            pack_a(a, g.trans_a, M, K, i0, mcur, pc, kc, ap);
-            packed_ic = ic_idx;
-          }
-          size_t jr0 = jch * n_jr / n_jchunk, jr1 = (jch + 1) * n_jr / n_jchunk;
-          for (size_t jr = jr0; jr < jr1; jr++) {
-            size_t j0 = jc + jr * NR, nr = N - j0 < size_t(NR) ? N - j0 : NR;
-            const uint16_t* bpanel = bp + jr * NR * kc2 * 2;
-            const float* bias = g.bias ? g.bias + j0 : nullptr;
-            for (size_t ir = 0; ir < mcur; ir += MR) {
-              size_t mr = mcur - ir < size_t(MR) ? mcur - ir : MR;
-              micro(kc2, ap + ir * kc2 * 2, bpanel, c + (i0 + ir) * N + j0, N, mr, nr, g.alpha, g.beta, first, bias);
-            }
-          }
-        }
-      }
-    }
+  static void pack_b_panel(const float* b, bool trans, size_t n, size_t k, size_t p0, size_t kc, size_t j0, uint16_t* bp) {
+    bf16k::pack_b_panel(b, trans, n, k, p0, kc, j0, bp);
   }
-}
-
-static void gemm_all(const GemmCall& g) {
-  const double flops = 2.0 * g.m * g.n * g.k;
-  const bool independent = g.batch > 1 && g.stride_c >= g.m * g.n;
-  if (independent && flops < 8e6) {
-    int nt = threads_for(flops * g.batch, 4e6);
-    if (nt > static_cast<int>(g.batch)) nt = static_cast<int>(g.batch);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (size_t i = 0; i < g.batch; i++)
-      gemm_one(g, g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.stride_c, 1);
-    return;
+  static void micro(size_t span, const uint16_t* ap, const uint16_t* bp, float* c, size_t ldc, size_t mr, size_t nr,
+                    float alpha, float beta, bool first, const float* bias) {
+    bf16k::micro(span / 2, ap, bp, c, ldc, mr, nr, alpha, beta, first, bias);
   }
-  int nt = threads_for(flops, 2e6);
-  for (size_t i = 0; i < g.batch; i++) gemm_one(g, g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.stride_c, nt);
-}
+};
 
 }  // namespace bf16k
 }  // namespace loom
@@ -277,7 +218,7 @@ bool bf16_gemm_native() {
 }
 void gemm_bf16(const GemmCall& g) {
   if (bf16_gemm_native())
-    bf16k::gemm_all(g);
+    bf16k::blocked_gemm<bf16k::Bf16Panels>(g);
   else
     gemm_bf16_emulated(g);
 }

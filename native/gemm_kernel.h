@@ -1,5 +1,5 @@
-// The addon's own SGEMM (ISA-generic, included by native/isa_*.cc), BLIS style: B packed in KC x NR panels,
-// A in MC x KC blocks of MR-row panels, an MR x NR register-blocked micro-kernel, OpenMP over (M block, N range).
+// The addon's own SGEMM (ISA-generic, included by native/isa_*.cc): fp32 panels, packing and the MR x NR
+// register-blocked micro-kernel for the BLIS loop nest of gemm_blocked.h.
 // C = alpha op(A) op(B) + beta C (+ bias), per batch item; k == 0 and alpha == 0 are handled by gemm.cc.
 
 // Register tiles measured on Zen 4 (2 cores): wide-N tiles win; 1-thread GFLOP/s on 1024x768x1024 in brackets.
@@ -14,6 +14,8 @@ constexpr int GEMM_MR = 3, GEMM_NV = 4;  // 3 x 16: 12 xmm accumulators [31; 4x8
 constexpr size_t GEMM_KC = 256, GEMM_MC = 96, GEMM_NC = 1024;
 #endif
 constexpr int GEMM_NR = GEMM_NV * VL;
+
+#include "gemm_blocked.h"
 
 // acc (MR, NR) = Ap (kc, MR)^T Bp (kc, NR); then C tile (mr, nr) = alpha acc + [first: beta C + bias | else: C]
 static inline void gemm_micro(size_t kc, const float* LOOM_RESTRICT ap, const float* LOOM_RESTRICT bp,
@@ -55,18 +57,7 @@ static inline void gemm_micro(size_t kc, const float* LOOM_RESTRICT ap, const fl
   float buf[GEMM_MR][GEMM_NR];
   for (int r = 0; r < GEMM_MR; r++)
     for (int v = 0; v < GEMM_NV; v++) vstore(&buf[r][v * VL], acc[r][v]);
-  for (size_t r = 0; r < mr; r++)
-    for (size_t j = 0; j < nr; j++) {
-      float res = buf[r][j] * alpha;
-      float* cp = c + r * ldc + j;
-      if (!first)
-        res += *cp;
-      else {
-        if (beta != 0.f) res += beta * *cp;
-        if (bias) res += bias[j];
-      }
-      *cp = res;
-    }
+  store_edge_tile(&buf[0][0], GEMM_NR, c, ldc, mr, nr, alpha, beta, first, bias);
 }
 
 // Ap: rows [i0, i0+mc) x cols [p0, p0+kc) of op(A) as MR-row panels (kc, MR), zero-padded rows
@@ -117,72 +108,22 @@ static void gemm_pack_b_panel(const float* b, bool trans, size_t n, size_t k, si
   }
 }
 
-// One matrix: C (m, n) from op(A) (m, k), op(B) (k, n), on `nt` threads.
-static void gemm_one(const GemmCall& g, const float* a, const float* b, float* c, int nt) {
-  const size_t M = g.m, N = g.n, K = g.k;
-  size_t mc = GEMM_MC;
-  if ((M + mc - 1) / mc < static_cast<size_t>(nt)) {
-    size_t per = (M + nt - 1) / nt;
-    mc = round_up(per, GEMM_MR);
-    if (mc > GEMM_MC) mc = GEMM_MC;
+// The fp32 panel format of the shared loop nest.
+struct F32Panels {
+  using Elem = float;
+  static constexpr size_t MR = GEMM_MR, NR = GEMM_NR, KC = GEMM_KC, MC = GEMM_MC, NC = GEMM_NC;
+  static constexpr int SLOT_A = 1, SLOT_B = 0;
+  static size_t span(size_t kc) { return kc; }
+  static void pack_a(const float* a, bool trans, size_t m, size_t k, size_t i0, size_t mc, size_t p0, size_t kc, float* ap) {
+    gemm_pack_a(a, trans, m, k, i0, mc, p0, kc, ap);
   }
-  const size_t n_ic = (M + mc - 1) / mc;
-  const size_t nc_max = N < GEMM_NC ? N : GEMM_NC;
-  float* bp = scratch(0, GEMM_KC * round_up(nc_max, GEMM_NR));
-#pragma omp parallel num_threads(nt)
-  {
-    float* ap = scratch(1, GEMM_KC * round_up(mc, GEMM_MR));
-    for (size_t jc = 0; jc < N; jc += GEMM_NC) {
-      size_t nc = N - jc < GEMM_NC ? N - jc : GEMM_NC;
-      size_t n_jr = (nc + GEMM_NR - 1) / GEMM_NR;
-      // split the N range too when there are too few M blocks to feed every thread
-      size_t n_jchunk = n_ic >= 2 * static_cast<size_t>(nt) ? 1 : (2 * nt + n_ic - 1) / n_ic;
-      if (n_jchunk > n_jr) n_jchunk = n_jr;
-      size_t tasks = n_ic * n_jchunk;
-      for (size_t pc = 0; pc < K; pc += GEMM_KC) {
-        size_t kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
-        bool first = pc == 0;
-#pragma omp for schedule(static)
-        for (size_t jr = 0; jr < n_jr; jr++)
-          gemm_pack_b_panel(b, g.trans_b, N, K, pc, kc, jc + jr * GEMM_NR, bp + jr * GEMM_NR * kc);
-        size_t packed_ic = ~size_t(0);
-#pragma omp for schedule(dynamic, 1)
-        for (size_t t = 0; t < tasks; t++) {
-          size_t ic_idx = t / n_jchunk, jch = t % n_jchunk;
-          size_t i0 = ic_idx * mc, mcur = M - i0 < mc ? M - i0 : mc;
-          if (packed_ic != ic_idx) {
-            gemm_pack_a(a, g.trans_a, M, K, i0, mcur, pc, kc, ap);
-            packed_ic = ic_idx;
-          }
-          size_t jr0 = jch * n_jr / n_jchunk, jr1 = (jch + 1) * n_jr / n_jchunk;
-          for (size_t jr = jr0; jr < jr1; jr++) {
-            size_t j0 = jc + jr * GEMM_NR, nr = N - j0 < size_t(GEMM_NR) ? N - j0 : GEMM_NR;
-            const float* bpanel = bp + jr * GEMM_NR * kc;
-            const float* bias = g.bias ? g.bias + j0 : nullptr;
-            for (size_t ir = 0; ir < mcur; ir += GEMM_MR) {
-              size_t mr = mcur - ir < size_t(GEMM_MR) ? mcur - ir : GEMM_MR;
-              gemm_micro(kc, ap + ir * kc, bpanel, c + (i0 + ir) * N + j0, N, mr, nr, g.alpha, g.beta, first, bias);
-            }
-          }
-        }
-      }
-    }
+  static void pack_b_panel(const float* b, bool trans, size_t n, size_t k, size_t p0, size_t kc, size_t j0, float* bp) {
+    gemm_pack_b_panel(b, trans, n, k, p0, kc, j0, bp);
   }
-}
+  static void micro(size_t kc, const float* ap, const float* bp, float* c, size_t ldc, size_t mr, size_t nr, float alpha,
+                    float beta, bool first, const float* bias) {
+    gemm_micro(kc, ap, bp, c, ldc, mr, nr, alpha, beta, first, bias);
+  }
+};
 
-// All batch items: in parallel over items when each is small, else one after another on all threads.
-static void gemm(const GemmCall& g) {
-  const double flops = 2.0 * g.m * g.n * g.k;
-  const bool independent = g.batch > 1 && g.stride_c >= g.m * g.n;
-  if (independent && flops < 8e6) {
-    int nt = threads_for(flops * g.batch, 4e6);
-    if (nt > static_cast<int>(g.batch)) nt = static_cast<int>(g.batch);
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (size_t i = 0; i < g.batch; i++)
-      gemm_one(g, g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.stride_c, 1);
-    return;
-  }
-  int nt = threads_for(flops, 2e6);
-  for (size_t i = 0; i < g.batch; i++)
-    gemm_one(g, g.a + i * g.stride_a, g.b + i * g.stride_b, g.c + i * g.stride_c, nt);
-}
+static void gemm(const GemmCall& g) { blocked_gemm<F32Panels>(g); }

@@ -10,22 +10,13 @@ import { contiguousStrides } from '../src/backends/backend.js';
 import { ReferenceBackend } from '../src/backends/reference/index.js';
 import { tryCreateCpuBackend, type Isa } from '../src/backends/cpu/index.js';
 import * as L from '../src/index.js';
-import { assertClose, backendConfigs } from './backends.js';
+import { assertClose, backendConfigs, uniformRng } from './backends.js';
 
 const ref = new ReferenceBackend();
 const probe = tryCreateCpuBackend();
 const cpu = probe instanceof Error ? null : probe;
 
-function rng(seed: number): (lo?: number, hi?: number) => number {
-  let a = seed >>> 0;
-  return (lo = -1, hi = 1) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  };
-}
+const rng = uniformRng;
 const R = rng(777);
 const rand = (n: number, lo = -1, hi = 1): Float32Array => Float32Array.from({ length: n }, () => R(lo, hi));
 

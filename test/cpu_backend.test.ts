@@ -8,6 +8,7 @@ import type { AttentionArgs, Backend, GemmArgs, Storage, UnaryOp } from '../src/
 import { dropoutUniform } from '../src/backends/backend.js';
 import { ReferenceBackend } from '../src/backends/reference/index.js';
 import { CpuBackend, loadNativeAddon, tryCreateCpuBackend, type Isa } from '../src/backends/cpu/index.js';
+import { uniformRng } from './backends.js';
 
 const probe = tryCreateCpuBackend();
 if (probe instanceof Error && process.env.LOOM_REQUIRE_NATIVE === '1') throw probe;
@@ -17,17 +18,7 @@ const ref = new ReferenceBackend();
 
 // ---------- helpers ----------
 
-/** Deterministic uniform [lo, hi) generator (mulberry32). */
-function rng(seed: number): (lo?: number, hi?: number) => number {
-  let a = seed >>> 0;
-  return (lo = -1, hi = 1) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return lo + (hi - lo) * (((t ^ (t >>> 14)) >>> 0) / 4294967296);
-  };
-}
+const rng = uniformRng;
 const R = rng(12345);
 const rand = (n: number, lo = -1, hi = 1): Float32Array => Float32Array.from({ length: n }, () => R(lo, hi));
 

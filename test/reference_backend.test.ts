@@ -7,6 +7,7 @@ import type { AttentionArgs, GemmArgs, Storage, UnaryOp } from '../src/backends/
 import { dropoutUniform } from '../src/backends/backend.js';
 import { ReferenceBackend, erf, erfc } from '../src/backends/reference/index.js';
 import { bf16Bits as f32ToBf16, bf16Value as bf16ToF32 } from '../src/backends/bf16.js';
+import { uniformRng } from './backends.js';
 
 const be = new ReferenceBackend();
 
@@ -34,18 +35,7 @@ function rdi(s: Storage): Int32Array {
   return be.readSync(s) as Int32Array;
 }
 
-/** Deterministic uniform [lo, hi) generator (mulberry32). */
-function rng(seed: number): (lo?: number, hi?: number) => number {
-  let a = seed >>> 0;
-  return (lo = -1, hi = 1) => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    return lo + (hi - lo) * u;
-  };
-}
+const rng = uniformRng;
 function randArr(r: (lo?: number, hi?: number) => number, n: number, lo = -1, hi = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = r(lo, hi);

@@ -72,10 +72,9 @@ export function isGradEnabled(): boolean {
   return state.gradEnabled;
 }
 
-/** Runs fn with gradient recording off (inference, optimiser updates). */
-export function noGrad<T>(fn: () => T): T {
+function withGradMode<T>(enabled: boolean, fn: () => T): T {
   const prev = state.gradEnabled;
-  state.gradEnabled = false;
+  state.gradEnabled = enabled;
   try {
     return fn();
   } finally {
@@ -83,15 +82,14 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs fn with gradient recording off (inference, optimiser updates). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
 /** Runs fn with gradient recording on (recomputation inside a backward pass, which runs under noGrad). */
 export function enableGrad<T>(fn: () => T): T {
-  const prev = state.gradEnabled;
-  state.gradEnabled = true;
-  try {
-    return fn();
-  } finally {
-    state.gradEnabled = prev;
-  }
+  return withGradMode(true, fn);
 }
 
 export function getMatmulPrecision(): MatmulPrecision {
