@@ -9,7 +9,7 @@ import { fromPreset } from '../models/pretrained.js';
 import type { Family, Preset } from '../models/config.js';
 import type { Task } from '../models/model.js';
 import { TaskError, exists, publishModel, tokenizerFor, type TrainFlags } from '../tasks/common.js';
-import { documents, pretrain } from '../tasks/pretrain.js';
+import { documents, pretrain, type TextUnit } from '../tasks/pretrain.js';
 import { finetune } from '../tasks/finetune.js';
 import type { CommandSpec, FlagSpec, FlagValue } from './args.js';
 
@@ -22,6 +22,13 @@ export interface Command {
 /** Prints a progress line (stderr keeps stdout for --json). */
 export const say = (m: string): void => void process.stderr.write(`${m}\n`);
 
+export const TEXT_UNIT_FLAG: FlagSpec = {
+  type: 'string',
+  help: 'plain text files as documents: paragraph (blank-line blocks), file (whole file, text kept exactly) or line',
+  choices: ['paragraph', 'file', 'line'],
+  default: 'paragraph',
+};
+
 export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   steps: { type: 'int', help: 'optimiser steps to run (total, also with --resume)' },
   epochs: { type: 'number', help: 'passes over the training data (when --steps is not given)' },
@@ -29,6 +36,8 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'grad-accum': { type: 'int', help: 'micro-batches per optimiser step', default: '1' },
   'seq-len': { type: 'int', help: 'block length (pretrain) or truncation length (finetune)', default: '128' },
   lr: { type: 'number', help: 'peak learning rate' },
+  'min-lr': { type: 'number', help: 'learning-rate floor that the schedule decays to (default 0)' },
+  'adam-beta2': { type: 'number', help: 'AdamW beta2 (default 0.999)' },
   warmup: { type: 'int', help: 'warmup steps (default: 5% of the run)' },
   schedule: { type: 'string', help: 'learning-rate schedule', choices: ['constant', 'linear', 'cosine'], default: 'linear' },
   'weight-decay': { type: 'number', help: 'AdamW weight decay of matrices', default: '0.01' },
@@ -37,6 +46,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'log-every': { type: 'int', help: 'train-loss line every N steps', default: '10' },
   seed: { type: 'int', help: 'random seed', default: '42' },
   resume: { type: 'boolean', help: 'continue the run in --out from its newest checkpoint' },
+  'max-minutes': { type: 'number', help: 'wall-clock budget: stop after the step that spends it, evaluate and save (resumable)' },
   json: { type: 'boolean', help: 'print the result as one JSON object on stdout' },
 };
 
@@ -48,6 +58,8 @@ export function trainFlags(f: Flags): TrainFlags {
     gradAccum: f.gradAccum as number | undefined,
     seqLen: f.seqLen as number | undefined,
     lr: f.lr as number | undefined,
+    minLr: f.minLr as number | undefined,
+    adamBeta2: f.adamBeta2 as number | undefined,
     warmup: f.warmup as number | undefined,
     schedule: f.schedule as TrainFlags['schedule'],
     weightDecay: f.weightDecay as number | undefined,
@@ -56,6 +68,7 @@ export function trainFlags(f: Flags): TrainFlags {
     logEvery: f.logEvery as number | undefined,
     seed: f.seed as number | undefined,
     resume: f.resume === true,
+    maxMinutes: f.maxMinutes as number | undefined,
   };
 }
 
@@ -157,6 +170,7 @@ const dataPrepare: Command = {
       'validation-fraction': { type: 'number', help: 'fraction of tokens held out', default: '0.01' },
       'text-column': { type: 'string', help: 'JSONL field holding the text', default: 'text' },
       seed: { type: 'int', help: 'seed of the validation split', default: '0' },
+      'text-unit': TEXT_UNIT_FLAG,
       json: { type: 'boolean', help: 'print the manifest summary as one JSON object' },
     },
     positionals: { name: 'INPUT (text files, Markdown folders or .jsonl)', min: 1 },
@@ -167,7 +181,7 @@ const dataPrepare: Command = {
     const tokenizer = await tokenizerFor(f.tokenizer as string);
     const m = await prepareCorpus({
       tokenizer,
-      documents: documents(inputs, (f.textColumn as string | undefined) ?? 'text'),
+      documents: documents(inputs, (f.textColumn as string | undefined) ?? 'text', f.textUnit as TextUnit | undefined),
       outDir: f.out as string,
       validationFraction: f.validationFraction as number | undefined,
       seed: f.seed as number | undefined,
@@ -189,7 +203,10 @@ const pretrainCmd: Command = {
       out: { type: 'string', help: 'run folder: final model, checkpoints/, metrics.jsonl', required: true },
       tokenizer: { type: 'string', help: 'tokenizer folder when the model folder has none' },
       'text-column': { type: 'string', help: 'JSONL field holding the text', default: 'text' },
-      'validation-fraction': { type: 'number', help: 'held-out fraction when preparing', default: '0.05' },
+      eval: { type: 'list', help: 'held-out data instead of a random split: text files / Markdown folders / .jsonl, or a prepared shard folder' },
+      'validation-fraction': { type: 'number', help: 'held-out fraction when preparing without --eval (default 0.05)' },
+      'eval-batches': { type: 'int', help: 'evaluation batches at most (0: all the held-out data)', default: '20' },
+      'text-unit': TEXT_UNIT_FLAG,
       ...TRAIN_FLAGS,
     },
     config: true,
@@ -204,6 +221,9 @@ const pretrainCmd: Command = {
       tokenizer: f.tokenizer as string | undefined,
       textColumn: f.textColumn as string | undefined,
       validationFraction: f.validationFraction as number | undefined,
+      eval: f.eval as string[] | undefined,
+      evalBatches: f.evalBatches as number | undefined,
+      textUnit: f.textUnit as TextUnit | undefined,
     }),
 };
 
