@@ -84,6 +84,7 @@ const tokenizerTrain: Command = {
       'chat-template': { type: 'boolean', help: 'add the ChatML template and its two special tokens (for chat SFT)' },
       'text-column': { type: 'string', help: 'JSONL field holding the text', default: 'text' },
       'min-frequency': { type: 'int', help: 'pairs seen fewer times are never merged', default: '2' },
+      cased: { type: 'boolean', help: 'wordpiece: keep case and accents (the default lower-cases, as bert-base-uncased; NER wants case)' },
       json: { type: 'boolean', help: 'print the result as one JSON object' },
     },
     positionals: { name: 'INPUT (text files, Markdown folders or .jsonl)', min: 1 },
@@ -91,12 +92,13 @@ const tokenizerTrain: Command = {
   },
   async run(f, inputs) {
     for (const i of inputs) if (!(await exists(i))) throw new TaskError(`${i}: input file not found`);
+    if (f.cased === true && f.type !== 'wordpiece') throw new TaskError('--cased is for --type wordpiece (byte-level BPE always keeps case)');
     const source = documents(inputs, (f.textColumn as string | undefined) ?? 'text');
     const common = { vocabSize: f.vocabSize as number, minFrequency: f.minFrequency as number | undefined, chatTemplate: f.chatTemplate === true ? (true as const) : undefined };
     const trained =
       f.type === 'bpe'
         ? await trainByteLevelBpe(source, { ...common, specialTokens: ['<|endoftext|>', '<pad>'] })
-        : await trainWordPiece(source, common);
+        : await trainWordPiece(source, { ...common, lowercase: f.cased !== true });
     await trained.tokenizer.save(f.out as string);
     const s = trained.stats;
     say(`tokenizer: ${s.vocabSize} tokens (${s.merges} merges over ${s.words} distinct words) in ${s.seconds.toFixed(2)} s -> ${f.out as string}`);
