@@ -26,10 +26,10 @@ stage pretrain-nano pretrain --model "$WORK/init-nano" --objective clm --data "$
 echo '{"n_layer":6,"n_head":6,"n_embd":192,"n_inner":768,"n_positions":128,"resid_pdrop":0,"embd_pdrop":0,"attn_pdrop":0}' > "$WORK/big.json"
 stage init-big init --arch gpt2 --config "$WORK/big.json" --tokenizer "$WORK/tok" --out "$WORK/init-big" --json
 BIG_MIN=$(q 1 10)
-BIG_STEPS=$(q 60 1500)
+BIG_STEPS=$(q 60 1000)
 stage pretrain-big pretrain --model "$WORK/init-big" --objective clm --data "$WORK/train.txt" --eval "$WORK/val.txt" \
   --text-unit file --out "$WORK/big" --steps "$BIG_STEPS" --max-minutes "$BIG_MIN" --batch-size 16 --seq-len 128 --lr 2e-3 \
-  --min-lr 2e-4 --warmup 100 --schedule cosine --weight-decay 0.1 --adam-beta2 0.99 --eval-every 250 --eval-batches 0 \
+  --min-lr 2e-4 --warmup 100 --schedule cosine --weight-decay 0.1 --adam-beta2 0.99 --eval-every 500 --eval-batches 0 \
   --save-every 250 --log-every 50 --json
 
 # Samples (the prompt is 7 characters; the models take 64 and 128 positions).

@@ -92,8 +92,12 @@ const commands = {
     return { sentences: sentences.length };
   },
 
-  /** sgd-chat DIR SEED TRAIN HELD: SGD dialogues as {messages} JSONL (USER -> user, SYSTEM -> assistant), a seeded 10% of dialogues held out. */
-  'sgd-chat'(dir, seed, train, held) {
+  /**
+   * sgd-chat DIR SEED WINDOW TRAIN HELD: SGD dialogues as {messages} JSONL (USER -> user, SYSTEM ->
+   * assistant), a seeded 10% of the dialogues held out; each dialogue is cut into windows of WINDOW
+   * messages (starting at a user turn) so that late turns fit a short context too.
+   */
+  'sgd-chat'(dir, seed, window, train, held) {
     const dialogues = [];
     for (const f of readdirSync(dir).filter((n) => /^dialogues_\d+\.json$/.test(n)).sort()) {
       for (const d of JSON.parse(readFileSync(join(dir, f), 'utf8'))) {
@@ -103,9 +107,20 @@ const commands = {
     }
     shuffle(dialogues, Number(seed));
     const cut = Math.round(dialogues.length * 0.9);
-    write(train, jsonl(dialogues.slice(0, cut)));
-    write(held, jsonl(dialogues.slice(cut)));
-    return { train: cut, held_out: dialogues.length - cut };
+    const w = Number(window);
+    const windows = (ds) =>
+      ds.flatMap((d) => {
+        const out = [];
+        for (let i = 0; i < d.messages.length; i += w) {
+          const messages = d.messages.slice(i, i + w);
+          if (messages[0].role === 'user' && messages.some((m) => m.role === 'assistant')) out.push({ id: `${d.id}#${i / w}`, messages });
+        }
+        return out;
+      });
+    const [a, b] = [windows(dialogues.slice(0, cut)), windows(dialogues.slice(cut))];
+    write(train, jsonl(a));
+    write(held, jsonl(b));
+    return { train_dialogues: cut, held_out_dialogues: dialogues.length - cut, train_windows: a.length, held_out_windows: b.length };
   },
 
   /** get FILE KEY[.KEY...]: prints one field of a JSON file (or of the last line of a JSON-lines file) */

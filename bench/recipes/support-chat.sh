@@ -2,7 +2,7 @@
 # Recipe 5: a support chatbot (chat SFT). The recipe-2 model (GPT-2 pre-trained on ESLint and then
 # TypeScript docs, ChatML tokens in its tokenizer) is fine-tuned on Schema-Guided Dialogues (USER ->
 # user, SYSTEM -> assistant; loss on the assistant turns only), a seeded 10% of the dialogues held
-# out. Metric: held-out dialogue loss (per assistant token) before and after, and `loom chat`
+# out, each dialogue cut into windows of 8 messages (4 exchanges) that fit the 256-token context. Metric: held-out dialogue loss (per assistant token) before and after, and `loom chat`
 # transcripts (stdin piped). Runs recipe 2 first when its model is missing.
 # Usage: bench/recipes/support-chat.sh [--quick] [--fresh]
 RECIPE=support-chat
@@ -14,10 +14,10 @@ if [ ! -f "$BASE/config.json" ]; then
   "$REPO/bench/recipes/docs-continued.sh" $([ $QUICK = 1 ] && echo --quick || true) > /dev/null
 fi
 
-prep split sgd-chat "$DATA/sgd-dialogues/train" 0 "$WORK/train.jsonl" "$WORK/held.jsonl"
+prep split sgd-chat "$DATA/sgd-dialogues/train" 0 8 "$WORK/train.jsonl" "$WORK/held.jsonl"
 stage eval-before evaluate --model "$BASE" --task chat --data "$WORK/held.jsonl" --seq-len 256 --batch-size 8 --json
 stage sft finetune --model "$BASE" --task chat --train "$WORK/train.jsonl" --eval "$WORK/held.jsonl" --out "$WORK/sft" \
-  --seq-len 256 --batch-size 8 --lr 5e-4 --schedule cosine --min-lr 5e-5 --warmup "$(q 3 30)" --epochs "$(q 0.1 3)" \
+  --seq-len 256 --batch-size 8 --lr 5e-4 --schedule cosine --min-lr 5e-5 --warmup "$(q 3 30)" --epochs "$(q 0.05 2)" \
   --max-minutes "$(q 0.8 4.5)" --eval-every 200 --save-every 100 --log-every 20 --json
 stage eval-after evaluate --model "$WORK/sft" --task chat --data "$WORK/held.jsonl" --seq-len 256 --batch-size 8 --json
 
