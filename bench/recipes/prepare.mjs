@@ -1,27 +1,16 @@
 // Derived files for the recipes (bench/recipes/*.sh): deterministic, seeded splits and format
 // conversions of the raw files in ../shared/data, written to the recipe's work dir (never the repo).
-// Usage: node prepare.mjs <command> ...   (each command says its arguments below)
+// Usage: node prepare.mjs <command> ...   (each command says its arguments below). Needs the build (dist/).
 
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
+import { DataRng } from '../../dist/src/data/rng.js';
 
-/** mulberry32: a small seeded generator, so every split is the same on every machine. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Fisher-Yates with the seeded generator. */
+/** Fisher-Yates with the project's seeded data generator, so every split is the same on every machine. */
 function shuffle(items, seed) {
-  const r = rng(seed);
+  const r = new DataRng(seed);
   for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
+    const j = r.int(i + 1);
     [items[i], items[j]] = [items[j], items[i]];
   }
   return items;
