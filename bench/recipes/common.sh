@@ -35,7 +35,9 @@ q() { if [ $QUICK = 1 ]; then echo "$1"; else echo "$2"; fi; }
 prep() {
   local name=$1; shift
   [ -e "$WORK/.done/$name" ] && return 0
-  echo "$(date -u +%FT%TZ) $name: node bench/recipes/prepare.mjs $*" >> "$WORK/commands.log"
+  local cmd
+  printf -v cmd ' %q' "$@"
+  echo "$(date -u +%FT%TZ) $name: node bench/recipes/prepare.mjs$cmd" >> "$WORK/commands.log"
   node "$REPO/bench/recipes/prepare.mjs" "$@" > "$WORK/$name.out"
   touch "$WORK/.done/$name"
 }
@@ -48,8 +50,10 @@ stage() {
   local args=("$@") out="" i
   for ((i = 0; i < ${#args[@]} - 1; i++)); do [ "${args[i]}" = --out ] && out=${args[i + 1]}; done
   if [[ ${args[0]} = pretrain || ${args[0]} = finetune ]] && compgen -G "$out/checkpoints/checkpoint-*" > /dev/null; then args+=(--resume); fi
-  echo "$(date -u +%FT%TZ) $name: loom ${args[*]}$([ -n "${STAGE_INPUT:-}" ] && echo " < $STAGE_INPUT" || true)" >> "$WORK/commands.log"
-  echo "[$RECIPE] $name: loom ${args[*]}" >&2
+  local cmd
+  printf -v cmd ' %q' "${args[@]}" # quoted as a shell would need it, so a logged line can be pasted
+  echo "$(date -u +%FT%TZ) $name: loom$cmd$([ -n "${STAGE_INPUT:-}" ] && echo " < $STAGE_INPUT" || true)" >> "$WORK/commands.log"
+  echo "[$RECIPE] $name: loom$cmd" >&2
   local t0 t1 rc=0
   t0=$(date +%s.%N)
   node "$REPO/dist/src/cli/loom.js" "${args[@]}" < "${STAGE_INPUT:-/dev/null}" > "$WORK/$name.out" 2> "$WORK/$name.log" || rc=$?
