@@ -2,23 +2,26 @@
 # stage is one `loom` command (or a prepare.mjs step) whose stdout goes to $WORK/<stage>.out, its
 # progress to $WORK/<stage>.log, and its command line to $WORK/commands.log. A finished stage leaves
 # $WORK/.done/<stage> and is skipped when the recipe runs again; a training stage whose run folder
-# has checkpoints continues with --resume. Flags: --quick (the smoke version, < 5 min), --fresh
-# (delete the work dir first). Environment: LOOM_DATA (default ../shared/data from the repo root),
+# has checkpoints continues with --resume. Flags: --quick (the smoke version, < 5 min), --long
+# (larger budgets, for recipes that define them), --fresh (delete the work dir first). Environment: LOOM_DATA (default ../shared/data from the repo root),
 # LOOM_RECIPES_DIR (default /tmp/loom-recipes), LOOM_NUM_THREADS (default 2), OMP_WAIT_POLICY (default PASSIVE).
 
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DATA=${LOOM_DATA:-$REPO/../shared/data}
 QUICK=0
+LONG=0
 FRESH=0
 for a in "$@"; do
   case $a in
     --quick) QUICK=1 ;;
+    --long) LONG=1 ;;
     --fresh) FRESH=1 ;;
-    *) echo "usage: $0 [--quick] [--fresh]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick | --long] [--fresh]" >&2; exit 2 ;;
   esac
 done
-WORK=${LOOM_RECIPES_DIR:-/tmp/loom-recipes}/$RECIPE$([ $QUICK = 1 ] && echo -quick || true)
+[ $QUICK = 1 ] && [ $LONG = 1 ] && { echo "$0: --quick or --long, not both" >&2; exit 2; }
+WORK=${LOOM_RECIPES_DIR:-/tmp/loom-recipes}/$RECIPE$([ $QUICK = 1 ] && echo -quick || true)$([ $LONG = 1 ] && echo -long || true)
 [ $FRESH = 1 ] && rm -rf "$WORK"
 mkdir -p "$WORK/.done"
 export LOOM_NUM_THREADS=${LOOM_NUM_THREADS:-2}
@@ -28,8 +31,8 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 [ -d "$DATA" ] || { echo "$RECIPE: no data folder $DATA (set LOOM_DATA)" >&2; exit 1; }
 [ -f "$REPO/dist/src/cli/loom.js" ] || { echo "$RECIPE: build first (npm ci, or npx tsc -p .)" >&2; exit 1; }
 
-# q QUICK FULL: the value for this mode.
-q() { if [ $QUICK = 1 ]; then echo "$1"; else echo "$2"; fi; }
+# q QUICK FULL [LONG]: the value for this mode (--long falls back to FULL).
+q() { if [ $QUICK = 1 ]; then echo "$1"; elif [ $LONG = 1 ] && [ $# -ge 3 ]; then echo "$3"; else echo "$2"; fi; }
 
 # prep NAME ARGS...: a prepare.mjs step, once.
 prep() {
