@@ -161,9 +161,9 @@ export class Trainer<M extends TrainableModel, B> {
         }
         await o.callbacks?.onStep?.({ step, loss, lr, gradNorm, epoch: s.epoch, tokens: started.tokens });
 
-        if (step < c.maxSteps && clock() >= deadline) {
+        if (step < c.maxSteps && this.stopRequest === null && clock() >= deadline) {
           // The time budget is spent: this step ends the run as the last one would (evaluate, save).
-          this.stopRequest ??= 'maxMinutes';
+          this.stopRequest = 'maxMinutes';
           this.record(log, { step, split: 'stop', reason: 'maxMinutes', max_minutes: c.maxMinutes!, epoch: s.epoch });
           progress.message(`time budget of ${c.maxMinutes} min spent: stopping at step ${step} of ${c.maxSteps}`);
         }
