@@ -3,8 +3,8 @@
 # seeded 90/10 split. A small BERT is pre-trained with masked LM on unlabelled text (the training
 # reviews without their labels, one sentence a document, plus the ESLint and TypeScript docs), then
 # fine-tuned (all weights, and LoRA) and compared with the same model fine-tuned from random
-# weights. The review sentences are given three times, so that they are about half of the MLM
-# tokens rather than a fifth (the docs are 3.8 MB, the reviews 1.1 MB). Target: >= 75% test accuracy within 60 minutes on 2 cores (the published CNN baseline is
+# weights. The review sentences are given three times, so that they are nearly half of the MLM
+# tokens rather than a fifth. Target: >= 75% test accuracy within 60 minutes on 2 cores (the published CNN baseline is
 # about 76%). --long: 15 min of MLM and 3 epochs (at most 8 min) per fine-tuning, about 40 min.
 # Usage: bench/recipes/sentiment.sh [--quick | --long] [--fresh]
 RECIPE=sentiment
