@@ -3,11 +3,11 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { demoCorpus, demoLabelled } from '../src/cli/demo_data.js';
-import { jsonl, loom, ok } from './cli_helpers.js';
+import { jsonl, loom, ok, readMetrics } from './cli_helpers.js';
 
 describe('loom CLI end to end', () => {
   let dir = '';
@@ -72,6 +72,50 @@ describe('loom CLI end to end', () => {
     const a = JSON.parse(ok('evaluate', '--model', p('lora'), '--task', 'classify', '--data', p('test.jsonl'), '--json')) as { loss: number };
     const b = JSON.parse(ok('evaluate', '--model', p('merged'), '--task', 'classify', '--data', p('test.jsonl'), '--json')) as { loss: number };
     assert.ok(Math.abs(a.loss - b.loss) < 1e-4, `${a.loss} vs ${b.loss}`);
+  });
+
+  it('pretrain --eval (held-out files, --eval-batches 0 = loom evaluate), --max-minutes stops early and resumes, --min-lr / --adam-beta2', () => {
+    const text = readFileSync(p('corpus.txt'), 'utf8');
+    const cut = text.indexOf('\n', Math.floor(text.length * 0.9)) + 1;
+    writeFileSync(p('head.txt'), text.slice(0, cut));
+    writeFileSync(p('tail.txt'), text.slice(cut));
+    const common = ['--model', p('init'), '--objective', 'clm', '--data', p('head.txt'), '--eval', p('tail.txt'), '--text-unit', 'file', '--out', p('held'), '--steps', '5', '--batch-size', '4', '--seq-len', '32', '--lr', '3e-3', '--min-lr', '3e-4', '--adam-beta2', '0.99', '--eval-batches', '0', '--json'];
+    // A budget far below one step: the run stops after step 1, evaluates and publishes a model.
+    const first = JSON.parse(ok('pretrain', ...common, '--max-minutes', '0.00001')) as { steps: number; stoppedBy: string; eval: { loss: number } };
+    assert.equal(first.stoppedBy, 'maxMinutes');
+    assert.equal(first.steps, 1);
+    assert.ok(existsSync(p('held', 'config.json')) && existsSync(p('held', 'checkpoints', 'checkpoint-1')));
+    const stop = readMetrics(p('held')).find((l) => l.split === 'stop');
+    assert.deepEqual(stop && { step: stop.step, reason: stop.reason }, { step: 1, reason: 'maxMinutes' });
+    // Everything in head.txt is for training; the held-out file was prepared beside it, whole.
+    const manifest = (d: string) => JSON.parse(readFileSync(p('held', d, 'manifest.json'), 'utf8')) as { splits: { train: { tokens: number }; validation: { tokens: number } } };
+    assert.equal(manifest('data').splits.validation.tokens, 0);
+    assert.ok(manifest('eval-data').splits.train.tokens > 100);
+    const config = JSON.parse(readFileSync(p('held', 'training_config.json'), 'utf8')) as { minLrRatio: number; betas: number[]; maxMinutes: number };
+    assert.ok(Math.abs(config.minLrRatio - 0.1) < 1e-12);
+    assert.deepEqual(config.betas, [0.9, 0.99]);
+
+    const done = JSON.parse(ok('pretrain', ...common, '--resume')) as { steps: number; stoppedBy: string; eval: { loss: number } };
+    assert.deepEqual([done.steps, done.stoppedBy], [5, 'maxSteps']);
+    // The whole held-out file is evaluated: the same loss as loom evaluate on it.
+    const ev = JSON.parse(ok('evaluate', '--model', p('held'), '--task', 'clm', '--data', p('tail.txt'), '--text-unit', 'file', '--seq-len', '32', '--batch-size', '4', '--json')) as { loss: number };
+    assert.ok(Math.abs(ev.loss - done.eval.loss) < 1e-5, `${ev.loss} vs ${done.eval.loss}`);
+    // evaluate --task clm also reads a Markdown folder.
+    mkdirSync(p('docs'), { recursive: true });
+    writeFileSync(p('docs', 'a.md'), `# Title\n\n${text.slice(cut)}`);
+    const md = JSON.parse(ok('evaluate', '--model', p('held'), '--task', 'clm', '--data', p('docs'), '--seq-len', '32', '--json')) as { loss: number };
+    assert.ok(Number.isFinite(md.loss) && md.loss > 0);
+
+    const ft = JSON.parse(ok('finetune', '--model', p('held'), '--task', 'classify', '--train', p('train.jsonl'), '--out', p('ft-time'), '--steps', '50', '--batch-size', '8', '--seq-len', '48', '--max-minutes', '0.00001', '--json')) as { steps: number; stoppedBy: string };
+    assert.deepEqual([ft.steps, ft.stoppedBy], [1, 'maxMinutes']);
+    assert.ok(existsSync(p('ft-time', 'config.json')));
+
+    const r = loom('pretrain', ...common, '--validation-fraction', '0.1');
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /either --eval or --validation-fraction/);
+    const m = loom('pretrain', ...common, '--min-lr', '1');
+    assert.equal(m.code, 1);
+    assert.match(m.stderr, /--min-lr 1 must be between 0 and the peak --lr 0.003/);
   });
 
   it('bad usage exits 2 naming the flag; bad input exits 1 naming the file', () => {

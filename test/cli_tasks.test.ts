@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { demoCorpus } from '../src/cli/demo_data.js';
-import { jsonl, loomWith, ok, okJson, readMetrics, rng, safetensorsKeys } from './cli_helpers.js';
+import { jsonl, loom, loomWith, ok, okJson, readMetrics, rng, safetensorsKeys } from './cli_helpers.js';
 
 const PER = ['Alice', 'Bob', 'Carol', 'Dave', 'Emma', 'Frank', 'Grace', 'Henry'];
 const LOC = ['Paris', 'London', 'Berlin', 'Rome', 'Madrid', 'Oslo', 'Vienna', 'Dublin'];
@@ -63,8 +63,16 @@ describe('loom task recipes end to end', () => {
   it('pretrain --objective mlm: a BERT with a WordPiece tokenizer, HF layout, eval loss and finite perplexity', () => {
     const tok = okJson<{ vocab_size: number }>('tokenizer', 'train', '--type', 'wordpiece', '--vocab-size', '300', '--out', p('wp'), p('corpus.txt'), p('ner_words.txt'), '--json');
     assert.equal(tok.vocab_size, 300);
-    const tcfg = JSON.parse(readFileSync(p('wp', 'tokenizer.json'), 'utf8')) as { model: { type: string } };
+    const tcfg = JSON.parse(readFileSync(p('wp', 'tokenizer.json'), 'utf8')) as { model: { type: string }; normalizer: { lowercase: boolean } };
     assert.equal(tcfg.model.type, 'WordPiece');
+    assert.equal(tcfg.normalizer.lowercase, true);
+    // --cased keeps case (NER), and is refused for byte-level BPE, which always keeps it.
+    okJson('tokenizer', 'train', '--type', 'wordpiece', '--cased', '--vocab-size', '300', '--out', p('wp-cased'), p('ner_words.txt'), '--json');
+    const cased = JSON.parse(readFileSync(p('wp-cased', 'tokenizer.json'), 'utf8')) as { normalizer: { lowercase: boolean; strip_accents: boolean } };
+    assert.deepEqual([cased.normalizer.lowercase, cased.normalizer.strip_accents], [false, false]);
+    const bad = loom('tokenizer', 'train', '--type', 'bpe', '--cased', '--vocab-size', '300', '--out', p('x'), p('ner_words.txt'));
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--cased is for --type wordpiece/);
     const init = okJson<{ architecture: string }>('init', '--arch', 'bert', '--preset', 'tiny', '--config', p('bert.json'), '--tokenizer', p('wp'), '--out', p('binit'), '--json');
     assert.equal(init.architecture, 'BertForMaskedLM');
 

@@ -226,3 +226,45 @@ describe('Trainer: non-finite loss', () => {
     t.optimizer.dispose();
   });
 });
+
+describe('Trainer: wall-clock budget (maxMinutes)', () => {
+  it('stops after the step that spends the budget, evaluates, saves, says why, and resumes', async () => {
+    const dir = tmp();
+    const data = lmBatches(4, 2, 4, 1);
+    // A fake clock: each reading is one simulated minute later, so the 3-minute budget read at the
+    // start (0) is spent at the 3rd reading after it, i.e. after step 3.
+    const fakeClock = (): (() => number) => {
+      let t = 0;
+      return () => (t += 60_000) - 60_000;
+    };
+    const run = async (resume: boolean) => {
+      const model = new TinyLM({ seed: 3 });
+      const evals: number[] = [];
+      const t = new Trainer({
+        model, step: lmStep, trainData: arrayData(data), evalData: () => lmBatches(1, 2, 4, 2), evaluator: perplexityEvaluator,
+        config: { maxSteps: 50, lr: 1e-2, maxMinutes: 3, runDir: dir, resume, progress: 'none', logEvery: 1 },
+        callbacks: { onEvaluate: (step) => void evals.push(step) },
+        clock: fakeClock(),
+      });
+      const r = await t.train();
+      model.dispose();
+      t.optimizer.dispose();
+      return { r, evals };
+    };
+    const first = await run(false);
+    assert.equal(first.r.stoppedBy, 'maxMinutes');
+    assert.equal(first.r.step, 3);
+    assert.deepEqual(first.evals, [3], 'the stopping step is evaluated like the last one');
+    assert.ok(existsSync(join(dir, 'checkpoints', 'checkpoint-3', 'loom_checkpoint.json')), 'a complete checkpoint');
+    const lines = readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricRecord);
+    assert.deepEqual(lines.find((l) => l.split === 'stop'), { step: 3, split: 'stop', reason: 'maxMinutes', max_minutes: 3, epoch: 0.75 });
+    assert.equal(lines.filter((l) => l.split === 'eval').length, 1);
+    // A resume gets a fresh budget and continues from step 3.
+    const second = await run(true);
+    assert.equal(second.r.stoppedBy, 'maxMinutes');
+    assert.equal(second.r.step, 6);
+    const model = new TinyLM();
+    assert.throws(() => new Trainer({ model, step: lmStep, trainData: arrayData(data), config: { maxSteps: 5, maxMinutes: 0 } }), /maxMinutes must be > 0, got 0/);
+    model.dispose();
+  });
+});

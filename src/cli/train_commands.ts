@@ -9,7 +9,7 @@ import { fromPreset } from '../models/pretrained.js';
 import type { Family, Preset } from '../models/config.js';
 import type { Task } from '../models/model.js';
 import { TaskError, exists, publishModel, tokenizerFor, type TrainFlags } from '../tasks/common.js';
-import { documents, pretrain } from '../tasks/pretrain.js';
+import { documents, pretrain, type TextUnit } from '../tasks/pretrain.js';
 import { finetune } from '../tasks/finetune.js';
 import type { CommandSpec, FlagSpec, FlagValue } from './args.js';
 
@@ -22,6 +22,13 @@ export interface Command {
 /** Prints a progress line (stderr keeps stdout for --json). */
 export const say = (m: string): void => void process.stderr.write(`${m}\n`);
 
+export const TEXT_UNIT_FLAG: FlagSpec = {
+  type: 'string',
+  help: 'plain text files as documents: paragraph (blank-line blocks), file (whole file, text kept exactly) or line',
+  choices: ['paragraph', 'file', 'line'],
+  default: 'paragraph',
+};
+
 export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   steps: { type: 'int', help: 'optimiser steps to run (total, also with --resume)' },
   epochs: { type: 'number', help: 'passes over the training data (when --steps is not given)' },
@@ -31,6 +38,8 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   'gradient-checkpointing': { type: 'boolean', help: 'recompute each block in backward: less activation memory, ~1/3 more compute' },
   'seq-len': { type: 'int', help: 'block length (pretrain) or truncation length (finetune)', default: '128' },
   lr: { type: 'number', help: 'peak learning rate' },
+  'min-lr': { type: 'number', help: 'learning-rate floor that the schedule decays to (default 0)' },
+  'adam-beta2': { type: 'number', help: 'AdamW beta2 (default 0.999)' },
   warmup: { type: 'int', help: 'warmup steps (default: 5% of the run)' },
   schedule: { type: 'string', help: 'learning-rate schedule', choices: ['constant', 'linear', 'cosine'], default: 'linear' },
   'weight-decay': { type: 'number', help: 'AdamW weight decay of matrices', default: '0.01' },
@@ -40,6 +49,7 @@ export const TRAIN_FLAGS: Record<string, FlagSpec> = {
   seed: { type: 'int', help: 'random seed', default: '42' },
   resume: { type: 'boolean', help: 'continue the run in --out from its newest checkpoint' },
   'skip-memory-check': { type: 'boolean', help: 'train even if the memory estimate exceeds RAM (LOOM_MEMORY_LIMIT sets the budget)' },
+  'max-minutes': { type: 'number', help: 'wall-clock budget: stop after the step that spends it, evaluate and save (resumable)' },
   json: { type: 'boolean', help: 'print the result as one JSON object on stdout' },
 };
 
@@ -53,6 +63,8 @@ export function trainFlags(f: Flags): TrainFlags {
     bf16: f.bf16 === true,
     seqLen: f.seqLen as number | undefined,
     lr: f.lr as number | undefined,
+    minLr: f.minLr as number | undefined,
+    adamBeta2: f.adamBeta2 as number | undefined,
     warmup: f.warmup as number | undefined,
     schedule: f.schedule as TrainFlags['schedule'],
     weightDecay: f.weightDecay as number | undefined,
@@ -62,6 +74,7 @@ export function trainFlags(f: Flags): TrainFlags {
     seed: f.seed as number | undefined,
     resume: f.resume === true,
     skipMemoryCheck: f.skipMemoryCheck === true,
+    maxMinutes: f.maxMinutes as number | undefined,
   };
 }
 
@@ -77,6 +90,7 @@ const tokenizerTrain: Command = {
       'chat-template': { type: 'boolean', help: 'add the ChatML template and its two special tokens (for chat SFT)' },
       'text-column': { type: 'string', help: 'JSONL field holding the text', default: 'text' },
       'min-frequency': { type: 'int', help: 'pairs seen fewer times are never merged', default: '2' },
+      cased: { type: 'boolean', help: 'wordpiece: keep case and accents (the default lower-cases, as bert-base-uncased; NER wants case)' },
       json: { type: 'boolean', help: 'print the result as one JSON object' },
     },
     positionals: { name: 'INPUT (text files, Markdown folders or .jsonl)', min: 1 },
@@ -84,12 +98,13 @@ const tokenizerTrain: Command = {
   },
   async run(f, inputs) {
     for (const i of inputs) if (!(await exists(i))) throw new TaskError(`${i}: input file not found`);
+    if (f.cased === true && f.type !== 'wordpiece') throw new TaskError('--cased is for --type wordpiece (byte-level BPE always keeps case)');
     const source = documents(inputs, (f.textColumn as string | undefined) ?? 'text');
     const common = { vocabSize: f.vocabSize as number, minFrequency: f.minFrequency as number | undefined, chatTemplate: f.chatTemplate === true ? (true as const) : undefined };
     const trained =
       f.type === 'bpe'
         ? await trainByteLevelBpe(source, { ...common, specialTokens: ['<|endoftext|>', '<pad>'] })
-        : await trainWordPiece(source, common);
+        : await trainWordPiece(source, { ...common, lowercase: f.cased !== true });
     await trained.tokenizer.save(f.out as string);
     const s = trained.stats;
     say(`tokenizer: ${s.vocabSize} tokens (${s.merges} merges over ${s.words} distinct words) in ${s.seconds.toFixed(2)} s -> ${f.out as string}`);
@@ -163,6 +178,7 @@ const dataPrepare: Command = {
       'validation-fraction': { type: 'number', help: 'fraction of tokens held out', default: '0.01' },
       'text-column': { type: 'string', help: 'JSONL field holding the text', default: 'text' },
       seed: { type: 'int', help: 'seed of the validation split', default: '0' },
+      'text-unit': TEXT_UNIT_FLAG,
       json: { type: 'boolean', help: 'print the manifest summary as one JSON object' },
     },
     positionals: { name: 'INPUT (text files, Markdown folders or .jsonl)', min: 1 },
@@ -173,7 +189,7 @@ const dataPrepare: Command = {
     const tokenizer = await tokenizerFor(f.tokenizer as string);
     const m = await prepareCorpus({
       tokenizer,
-      documents: documents(inputs, (f.textColumn as string | undefined) ?? 'text'),
+      documents: documents(inputs, (f.textColumn as string | undefined) ?? 'text', f.textUnit as TextUnit | undefined),
       outDir: f.out as string,
       validationFraction: f.validationFraction as number | undefined,
       seed: f.seed as number | undefined,
@@ -195,7 +211,10 @@ const pretrainCmd: Command = {
       out: { type: 'string', help: 'run folder: final model, checkpoints/, metrics.jsonl', required: true },
       tokenizer: { type: 'string', help: 'tokenizer folder when the model folder has none' },
       'text-column': { type: 'string', help: 'JSONL field holding the text', default: 'text' },
-      'validation-fraction': { type: 'number', help: 'held-out fraction when preparing', default: '0.05' },
+      eval: { type: 'list', help: 'held-out data instead of a random split: text files / Markdown folders / .jsonl, or a prepared shard folder' },
+      'validation-fraction': { type: 'number', help: 'held-out fraction when preparing without --eval (default 0.05)' },
+      'eval-batches': { type: 'int', help: 'evaluation batches at most (0: all the held-out data)', default: '20' },
+      'text-unit': TEXT_UNIT_FLAG,
       ...TRAIN_FLAGS,
     },
     config: true,
@@ -210,6 +229,9 @@ const pretrainCmd: Command = {
       tokenizer: f.tokenizer as string | undefined,
       textColumn: f.textColumn as string | undefined,
       validationFraction: f.validationFraction as number | undefined,
+      eval: f.eval as string[] | undefined,
+      evalBatches: f.evalBatches as number | undefined,
+      textUnit: f.textUnit as TextUnit | undefined,
     }),
 };
 

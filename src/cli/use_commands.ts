@@ -14,7 +14,8 @@ import type { LoomTokenizer } from '../io/tokenizer.js';
 import type { ChatMessage } from '../io/chat_template.js';
 import { TaskError, exists, maxPositions, publishModel, readRows, requireModelDir, tokenizerFor } from '../tasks/common.js';
 import { evaluate, loadModel, predict, streamText, type EvalTask } from '../tasks/inference.js';
-import { say, type Command, type Flags } from './train_commands.js';
+import { TEXT_UNIT_FLAG, say, type Command, type Flags } from './train_commands.js';
+import type { TextUnit } from '../tasks/pretrain.js';
 import type { FlagSpec } from './args.js';
 
 const SAMPLING: Record<string, FlagSpec> = {
@@ -50,18 +51,20 @@ const evaluateCmd: Command = {
     flags: {
       model: { type: 'string', help: 'model folder', required: true },
       task: { type: 'string', help: 'task (must fit the model head)', choices: ['clm', 'mlm', 'classify', 'ner', 'chat'], required: true },
-      data: { type: 'string', help: 'evaluation file', required: true },
+      data: { type: 'string', help: 'evaluation file (clm/mlm: also a text file, Markdown folder or .jsonl)', required: true },
       'batch-size': { type: 'int', help: 'examples per batch', default: '16' },
       'seq-len': { type: 'int', help: 'truncation / block length', default: '128' },
       'text-column': { type: 'string', help: 'text field', default: 'text' },
       'text-pair-column': { type: 'string', help: 'second text field' },
       'label-column': { type: 'string', help: 'label field', default: 'label' },
+      'text-unit': TEXT_UNIT_FLAG,
       json: { type: 'boolean', help: 'print the metrics as one JSON object' },
     },
     config: true,
   },
   async run(f) {
     const m = await evaluate({
+      textUnit: f.textUnit as TextUnit | undefined,
       model: f.model as string,
       task: f.task as EvalTask,
       data: f.data as string,

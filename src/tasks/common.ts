@@ -31,6 +31,10 @@ export interface TrainFlags {
   /** Block length (pre-training) or truncation length (fine-tuning). */
   seqLen?: number;
   lr?: number;
+  /** LR floor of the schedule (nanoGPT's min_lr), absolute; default 0. */
+  minLr?: number;
+  /** AdamW beta2 (default 0.999; nanoGPT uses 0.99 for small models). */
+  adamBeta2?: number;
   warmup?: number;
   schedule?: ScheduleName;
   weightDecay?: number;
@@ -41,6 +45,8 @@ export interface TrainFlags {
   resume?: boolean;
   /** Train even when the memory estimate exceeds the budget (see train/memory_estimate.ts). */
   skipMemoryCheck?: boolean;
+  /** Wall-clock budget of this invocation in minutes: stop, evaluate and save when spent. */
+  maxMinutes?: number;
   progress?: ProgressMode;
   /** Where progress lines go (default stderr). */
   output?: Writable & { isTTY?: boolean };
@@ -66,12 +72,19 @@ export class TaskError extends Error {
 export function trainerConfig(f: TrainFlags, out: string, defaults: { lr: number; steps?: number; epochs?: number }): TrainerConfig {
   const steps = f.steps ?? (f.epochs === undefined ? defaults.steps : undefined);
   const epochs = steps === undefined ? f.epochs ?? defaults.epochs : undefined;
+  const lr = f.lr ?? defaults.lr;
+  if (f.minLr !== undefined && !(f.minLr >= 0 && f.minLr <= lr)) throw new TaskError(`--min-lr ${f.minLr} must be between 0 and the peak --lr ${lr}`);
+  if (f.adamBeta2 !== undefined && !(f.adamBeta2 > 0 && f.adamBeta2 < 1)) throw new TaskError(`--adam-beta2 ${f.adamBeta2} must be in (0, 1)`);
+  if (f.maxMinutes !== undefined && !(f.maxMinutes > 0)) throw new TaskError(`--max-minutes ${f.maxMinutes} must be > 0`);
   return {
     maxSteps: steps,
     epochs,
     gradientAccumulationSteps: f.gradAccum ?? 1,
     mixedPrecision: f.bf16 ? 'bf16' : 'no',
-    lr: f.lr ?? defaults.lr,
+    lr,
+    minLrRatio: f.minLr === undefined ? undefined : f.minLr / lr,
+    betas: f.adamBeta2 === undefined ? undefined : [0.9, f.adamBeta2],
+    maxMinutes: f.maxMinutes,
     warmupSteps: f.warmup,
     warmupRatio: f.warmup === undefined ? 0.05 : undefined,
     schedule: f.schedule ?? 'linear',

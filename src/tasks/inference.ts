@@ -7,7 +7,6 @@ import { LabelSet } from '../data/labels.js';
 import { packDocuments, collateClm } from '../data/collators/clm.js';
 import { MlmCollator, continuationTable } from '../data/collators/mlm.js';
 import { padRows, type Batch } from '../data/collators/batch.js';
-import { readTextFiles } from '../data/readers/text.js';
 import { loadPretrained } from '../models/pretrained.js';
 import { streamGenerate, type GenerateOptions } from '../models/generate.js';
 import type { PretrainedModel, Task } from '../models/model.js';
@@ -17,6 +16,7 @@ import type { LoomTokenizer } from '../io/tokenizer.js';
 import { TaskError, fitLength, batchesOf, collect, padIdOf, requireFile, requireModelDir, tokenizerFor } from './common.js';
 import { HEAD_OF, encodeTask, readTaskFile, type ColumnOptions, type FinetuneTask } from './examples.js';
 import { taskEvaluator, taskStep } from './finetune.js';
+import { documents, type TextUnit } from './pretrain.js';
 
 export type EvalTask = 'clm' | 'mlm' | FinetuneTask;
 const EVAL_HEAD: Record<EvalTask, Task> = { clm: 'causal-lm', mlm: 'masked-lm', ...HEAD_OF };
@@ -43,6 +43,8 @@ export interface EvaluateOptions extends ColumnOptions {
   seqLen?: number;
   tokenizer?: string;
   seed?: number;
+  /** clm/mlm: how plain text files become documents (default paragraph). */
+  textUnit?: TextUnit;
 }
 
 /** Evaluates a model on a file: loss plus the task's metrics, and the number of examples. */
@@ -56,8 +58,16 @@ export async function evaluate(o: EvaluateOptions): Promise<MetricRecord> {
     let batches: Batch[];
     let labels: LabelSet | null = null;
     if (o.task === 'clm' || o.task === 'mlm') {
-      const docs = await collect(readTextFiles(o.data, { unit: 'paragraph' }));
-      const ids = await tokenizer.encodeBatch(docs.map((d) => d.text), { addSpecialTokens: o.task === 'mlm' });
+      // Text files, Markdown folders or .jsonl, as pre-training reads them; pieces of one streamed
+      // document are joined again so that no separator goes between them.
+      const texts: string[] = [];
+      let open = '';
+      for await (const d of documents([o.data], o.textColumn ?? 'text', o.textUnit)) {
+        open += d.text;
+        if (!d.continues) (texts.push(open), (open = ''));
+      }
+      if (open) texts.push(open);
+      const ids = await tokenizer.encodeBatch(texts, { addSpecialTokens: o.task === 'mlm' });
       const eos = o.task === 'clm' ? tokenizer.eosId : undefined;
       const blocks = [...packDocuments(ids, { blockSize: seqLen, eosId: eos })];
       if (blocks.length === 0) throw new TaskError(`${o.data}: fewer than --seq-len ${seqLen} tokens`);

@@ -32,16 +32,30 @@ export interface PretrainOptions extends TrainFlags {
   tokenizer?: string;
   /** JSONL field holding the text (default "text"). */
   textColumn?: string;
-  /** Fraction held out for evaluation when preparing (default 0.05). */
+  /** Fraction held out for evaluation when preparing (default 0.05; 0 when `eval` is given). */
   validationFraction?: number;
-  /** Evaluation batches at most (default 20). */
+  /**
+   * Held-out data used instead of a random validation split: text files / Markdown folders / .jsonl
+   * (prepared into <out>/eval-data), or a prepared shard folder (its validation split, else its train split).
+   */
+  eval?: readonly string[];
+  /** Evaluation batches at most (default 20; 0: the whole validation data). */
   evalBatches?: number;
+  /** How plain text files become documents (default paragraph; see TextUnit). */
+  textUnit?: TextUnit;
   /** MLM masking probability (default 0.15). */
   mlmProbability?: number;
 }
 
+/**
+ * How a plain text file becomes documents: `paragraph` (blocks between blank lines, a separator
+ * token between them), `file` (one document, its text kept exactly, e.g. for per-character loss),
+ * `line` (each non-empty line).
+ */
+export type TextUnit = 'file' | 'paragraph' | 'line';
+
 /** Documents of the inputs: folders as Markdown/text trees, .jsonl by field, anything else as text. */
-export async function* documents(inputs: readonly string[], textColumn: string): AsyncGenerator<TextDoc> {
+export async function* documents(inputs: readonly string[], textColumn: string, textUnit: TextUnit = 'paragraph'): AsyncGenerator<TextDoc> {
   for (const input of inputs) {
     const s = await stat(input).catch(() => undefined);
     if (!s) throw new TaskError(`${input}: data file not found`);
@@ -52,15 +66,19 @@ export async function* documents(inputs: readonly string[], textColumn: string):
         if (typeof v !== 'string') throw new DataError(r.source.file, r.source.line, `no string field "${textColumn}" (set --text-column)`);
         yield { text: v, source: r.source };
       }
-    } else yield* readTextFiles(input, { unit: 'paragraph' });
+    } else yield* readTextFiles(input, { unit: textUnit });
   }
 }
 
 /** Opens the shards to train on: a given shard folder, or <out>/data, prepared unless already there. */
-export async function openShards(o: { data: readonly string[]; out: string; textColumn?: string; validationFraction?: number; seed?: number; onProgress?: (m: string) => void }, tokenizer: LoomTokenizer): Promise<TokenShards> {
+export async function openShards(
+  o: { data: readonly string[]; out: string; textColumn?: string; textUnit?: TextUnit; validationFraction?: number; seed?: number; onProgress?: (m: string) => void },
+  tokenizer: LoomTokenizer,
+  heldOut = false,
+): Promise<TokenShards> {
   if (o.data.length === 0) throw new TaskError('no data given (--data PATH...)');
   if (o.data.length === 1 && (await exists(join(o.data[0]!, MANIFEST)))) return TokenShards.open(o.data[0]!, { tokenizer });
-  const dir = join(o.out, 'data');
+  const dir = join(o.out, heldOut ? 'eval-data' : 'data');
   if (await exists(join(dir, MANIFEST))) {
     const shards = await TokenShards.open(dir, { tokenizer }).catch(() => null);
     if (shards) return shards; // a resumed run reuses what the first one prepared
@@ -68,14 +86,15 @@ export async function openShards(o: { data: readonly string[]; out: string; text
   for (const d of o.data) if (!(await exists(d))) throw new TaskError(`${d}: data file not found`);
   const m = await prepareCorpus({
     tokenizer,
-    documents: documents(o.data, o.textColumn ?? 'text'),
+    documents: documents(o.data, o.textColumn ?? 'text', o.textUnit),
     outDir: dir,
     validationFraction: o.validationFraction ?? 0.05,
     // Small chunks so that a small corpus still gets a validation split (the default is 8192).
     splitChunkTokens: 1024,
     seed: o.seed ?? 0,
   });
-  o.onProgress?.(`prepared ${m.documents} documents: ${m.splits.train.tokens} train and ${m.splits.validation.tokens} validation tokens in ${dir}`);
+  const counts = heldOut ? `${m.splits.train.tokens} held-out tokens` : `${m.splits.train.tokens} train and ${m.splits.validation.tokens} validation tokens`;
+  o.onProgress?.(`prepared ${m.documents} documents: ${counts} in ${dir}`);
   return TokenShards.open(dir, { tokenizer });
 }
 
@@ -93,13 +112,22 @@ export function shardTrainData(reader: SplitReader, blockSize: number, batchSize
   };
 }
 
+/** The held-out split of an --eval shard folder: its validation split, else (all held out) its train split. */
+function evalSplit(shards: TokenShards): SplitReader {
+  const v = shards.split('validation');
+  if (v.tokens > 0) return v;
+  v.close();
+  return shards.split('train');
+}
+
 /** The first `max` validation batches in order (the same ones at every evaluation). */
 function evalBatches(reader: SplitReader, blockSize: number, batchSize: number, max: number): Batch[] {
   const blocks = reader.numBlocks(blockSize);
-  const n = Math.min(max, Math.floor(blocks / batchSize));
-  if (n === 0) return [];
-  const it = new BlockIterator(reader, { blockSize, batchSize, shuffle: false });
-  return Array.from({ length: n }, () => collateClm(it.next().value));
+  if (blocks === 0) return [];
+  // Whole batches, plus the remainder as a smaller last batch when every block is asked for.
+  const n = max > 0 ? Math.min(max, Math.floor(blocks / batchSize)) : Math.ceil(blocks / batchSize);
+  const block = (k: number): Int32Array => reader.read(k * blockSize, blockSize);
+  return Array.from({ length: n }, (_, i) => collateClm(Array.from({ length: Math.min(batchSize, blocks - i * batchSize) }, (_, j) => block(i * batchSize + j))));
 }
 
 /** The LM step: loss per (predicted) token, weighted by token count in evaluation. */
@@ -128,13 +156,17 @@ export async function pretrain(o: PretrainOptions): Promise<RunResult> {
       throw new TaskError(`${o.model}: vocab_size ${model.config.vocab_size} is smaller than the tokenizer's ${tokenizer.vocabSize}`);
     }
     const say = (m: string): void => void (o.output ?? process.stderr).write(`${m}\n`);
-    const shards = await openShards({ ...o, onProgress: say }, tokenizer);
+    const held = o.eval !== undefined && o.eval.length > 0;
+    if (held && o.validationFraction !== undefined && o.validationFraction > 0) throw new TaskError('give either --eval or --validation-fraction, not both');
+    const shards = await openShards({ ...o, validationFraction: held ? 0 : o.validationFraction, onProgress: say }, tokenizer);
+    const evalShards = held ? await openShards({ ...o, data: o.eval!, validationFraction: 0, onProgress: say }, tokenizer, true) : null;
     const seqLen = o.seqLen ?? Math.min(128, maxPositions(model));
     if (seqLen > maxPositions(model)) throw new TaskError(`--seq-len ${seqLen} exceeds the model's ${maxPositions(model)} positions`);
     const batchSize = o.batchSize ?? 8;
     const train = shards.split('train');
-    const valid = shards.split('validation');
+    const valid = evalShards ? evalSplit(evalShards) : shards.split('validation');
     try {
+      if (evalShards && valid.numBlocks(seqLen) === 0) throw new TaskError(`${evalShards.dir}: ${valid.tokens} held-out tokens make no block of --seq-len ${seqLen}`);
       if (train.numBlocks(seqLen) === 0) throw new TaskError(`${shards.dir}: ${train.tokens} training tokens make no block of --seq-len ${seqLen}`);
       let mlm: MlmCollator | null = null;
       if (o.objective === 'mlm') {

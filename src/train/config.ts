@@ -39,6 +39,12 @@ export interface TrainerConfig {
   mixedPrecision?: 'no' | 'bf16';
   /** Seeds the per-step random streams (dropout) (default 42). */
   seed?: number;
+  /**
+   * Wall-clock budget of this train() call in minutes (default: none). When it is spent the loop
+   * stops after the current step, evaluates and saves as at the last step, and returns
+   * stoppedBy 'maxMinutes'; a resume gets a fresh budget.
+   */
+  maxMinutes?: number;
 
   /** Train-loss log line every N steps (default 10). */
   logEvery?: number;
@@ -66,7 +72,8 @@ export interface TrainerConfig {
   handleSigint?: boolean;
 }
 
-export type ResolvedConfig = Required<Omit<TrainerConfig, 'epochs' | 'resume' | 'runDir' | 'earlyStoppingPatience' | 'warmupRatio'>> & {
+export type ResolvedConfig = Required<Omit<TrainerConfig, 'epochs' | 'resume' | 'runDir' | 'earlyStoppingPatience' | 'warmupRatio' | 'maxMinutes'>> & {
+  maxMinutes: number | null;
   epochs: number | null;
   runDir: string | null;
   resume: boolean | string;
@@ -93,6 +100,7 @@ export function resolveConfig(c: TrainerConfig, batchesPerEpoch: number | undefi
     throw new Error(`trainer config: mixedPrecision must be 'no' or 'bf16', got ${String(c.mixedPrecision)}`);
   }
   const bestMetric = c.bestMetric ?? 'loss';
+  if (c.maxMinutes !== undefined && !(c.maxMinutes > 0)) throw new Error(`trainer config: maxMinutes must be > 0, got ${c.maxMinutes}`);
   const warmupSteps = c.warmupSteps ?? (c.warmupRatio !== undefined ? Math.ceil(c.warmupRatio * maxSteps) : 0);
   return {
     maxSteps,
@@ -113,6 +121,7 @@ export function resolveConfig(c: TrainerConfig, batchesPerEpoch: number | undefi
     maxGradNorm: c.maxGradNorm ?? 1.0,
     mixedPrecision: c.mixedPrecision ?? 'no',
     seed: c.seed ?? 42,
+    maxMinutes: c.maxMinutes ?? null,
     logEvery: positiveInt('logEvery', c.logEvery ?? 10),
     evalEvery: positiveInt('evalEvery', c.evalEvery ?? 0),
     saveEvery: positiveInt('saveEvery', c.saveEvery ?? 0),

@@ -51,9 +51,11 @@ export interface TrainerOptions<M extends TrainableModel, B> {
   fs?: CheckpointFs;
   /** Where progress and messages go (default stderr). */
   output?: NodeJS.WritableStream & { isTTY?: boolean };
+  /** Milliseconds for the maxMinutes budget (default Date.now; tests inject a fake clock). */
+  clock?: () => number;
 }
 
-export type StopReason = 'maxSteps' | 'earlyStopping' | 'interrupt' | 'stop';
+export type StopReason = 'maxSteps' | 'maxMinutes' | 'earlyStopping' | 'interrupt' | 'stop';
 
 export interface TrainResult {
   step: number;
@@ -113,7 +115,9 @@ export class Trainer<M extends TrainableModel, B> {
     };
     if (c.handleSigint) process.on('SIGINT', onSigint);
     const params = optimizer.params();
+    const clock = o.clock ?? Date.now;
     const started = { time: Date.now(), step: this.state.step, tokens: 0 };
+    const deadline = c.maxMinutes === null ? Infinity : clock() + c.maxMinutes * 60_000;
     let stoppedBy: StopReason = 'maxSteps';
     const precisionBefore = getMatmulPrecision();
     setMatmulPrecision(c.mixedPrecision === 'bf16' ? 'bf16' : 'fp32');
@@ -163,7 +167,13 @@ export class Trainer<M extends TrainableModel, B> {
         }
         await o.callbacks?.onStep?.({ step, loss, lr, gradNorm, epoch: s.epoch, tokens: started.tokens });
 
-        const last = step === c.maxSteps;
+        if (step < c.maxSteps && this.stopRequest === null && clock() >= deadline) {
+          // The time budget is spent: this step ends the run as the last one would (evaluate, save).
+          this.stopRequest = 'maxMinutes';
+          this.record(log, { step, split: 'stop', reason: 'maxMinutes', max_minutes: c.maxMinutes!, epoch: s.epoch });
+          progress.message(`time budget of ${c.maxMinutes} min spent: stopping at step ${step} of ${c.maxSteps}`);
+        }
+        const last = step === c.maxSteps || this.stopRequest === 'maxMinutes';
         let improved = false;
         if (o.evalData && ((c.evalEvery > 0 && step % c.evalEvery === 0) || last)) {
           const metrics = await this.evaluate();
