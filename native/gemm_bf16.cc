@@ -16,17 +16,12 @@
 
 namespace loom {
 
-static float round_bf16(float x) {
-  uint16_t h = f32_to_bf16(x);
-  return bf16_to_f32(h);
-}
-
 // A and B rounded to bf16 in fp32 copies, then the fp32 GEMM (BLAS or own).
 static void gemm_bf16_emulated(const GemmCall& g) {
   size_t last = g.batch - 1;
   std::vector<float> a(last * g.stride_a + g.m * g.k), b(last * g.stride_b + g.k * g.n);
-  for (size_t i = 0; i < a.size(); i++) a[i] = round_bf16(g.a[i]);
-  for (size_t i = 0; i < b.size(); i++) b[i] = round_bf16(g.b[i]);
+  for (size_t i = 0; i < a.size(); i++) a[i] = round_to_bf16(g.a[i]);
+  for (size_t i = 0; i < b.size(); i++) b[i] = round_to_bf16(g.b[i]);
   GemmCall f = g;
   f.a = a.data();
   f.b = b.data();

@@ -13,7 +13,6 @@ LOOM_INLINE vf vround_bf16(vf x) {
   vi nan = (vi)((u & 0x7fffffffu) > 0x7f800000u);
   return vsel(nan, (vf)((u | 0x00400000u) & 0xffff0000u), (vf)r);
 }
-LOOM_INLINE float round_bf16_scalar(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 
 // C tile epilogue for one row: c = alpha acc + beta c + bias (beta == 0 ignores C, NaN included)
 LOOM_INLINE float gemv_out(float acc, float alpha, float beta, const float* c, const float* bias, size_t j) {
@@ -51,7 +50,7 @@ static void gemv_rows(const GemmCall& g, size_t j0, size_t j1) {
     }
     for (size_t r = 0; r < m; r++) {
       float s = hsum(acc[r][0] + acc[r][1]);
-      for (size_t q = kv; q < k; q++) s += g.a[r * k + q] * (R ? round_bf16_scalar(brow[q]) : brow[q]);
+      for (size_t q = kv; q < k; q++) s += g.a[r * k + q] * (R ? round_to_bf16(brow[q]) : brow[q]);
       g.c[r * n + j] = gemv_out(s, g.alpha, g.beta, g.c + r * n, g.bias, j);
     }
   }
@@ -114,7 +113,7 @@ static void gemv(const GemmCall& call) {
   GemmCall g = call;
   if (g.bf16) {
     float* a = scratch(7, g.m * g.k);
-    for (size_t i = 0; i < g.m * g.k; i++) a[i] = round_bf16_scalar(call.a[i]);
+    for (size_t i = 0; i < g.m * g.k; i++) a[i] = round_to_bf16(call.a[i]);
     g.a = a;
   }
   const double bytes = 4.0 * g.n * g.k;

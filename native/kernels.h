@@ -129,6 +129,8 @@ void fill_u32(uint32_t* out, size_t n, uint32_t value);
 void fill_u16(uint16_t* out, size_t n, uint16_t value);
 uint16_t f32_to_bf16(float x);
 float bf16_to_f32(uint16_t h);
+/** x rounded to bf16 (nearest even) and widened back: the operand rounding of a bf16 GEMM. */
+inline float round_to_bf16(float x) { return bf16_to_f32(f32_to_bf16(x)); }
 int32_t f32_to_i32(double x);
 void cast_f32_bf16(const float* x, uint16_t* y, size_t n);
 void cast_bf16_f32(const uint16_t* x, float* y, size_t n);
