@@ -1,5 +1,7 @@
 // GEMM front end: C = alpha op(A) op(B) + beta C (+ bias) per batch item, through the system BLAS
-// (cblas_sgemm) or the addon's own kernel (native/gemm_kernel.h); LOOM_GEMM=blas|own, setGemm() at run time.
+// (cblas_sgemm) or the addon's own kernel (native/gemm_kernel.h); LOOM_GEMM=auto|blas|own, setGemm() at run time.
+// auto (the default with a BLAS) picks per call, see prefer_own().
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -24,14 +26,15 @@ namespace loom {
 
 bool has_blas() { return LOOM_HAVE_BLAS != 0; }
 
-static bool g_use_blas = false;
+enum class GemmChoice { Auto, Blas, Own };
+static GemmChoice g_choice = GemmChoice::Own;
 static bool g_use_gemv = true;
 static bool g_gemm_init = false;
 
 static void gemm_init() {
   if (g_gemm_init) return;
   g_gemm_init = true;
-  g_use_blas = has_blas();
+  g_choice = has_blas() ? GemmChoice::Auto : GemmChoice::Own;
   const char* gemv_env = std::getenv("LOOM_GEMV");  // 0: skinny products take the GEMM path too (A/B checks)
   g_use_gemv = !(gemv_env && !std::strcmp(gemv_env, "0"));
   const char* env = std::getenv("LOOM_GEMM");
@@ -46,18 +49,25 @@ static void gemm_init() {
 
 const char* gemm_impl() {
   gemm_init();
-  return g_use_blas ? "blas" : "own";
+  return g_choice == GemmChoice::Auto ? "auto" : g_choice == GemmChoice::Blas ? "blas" : "own";
 }
 
 void set_gemm_impl(const char* name) {
   gemm_init();
   if (!std::strcmp(name, "own"))
-    g_use_blas = false;
-  else if (!std::strcmp(name, "blas")) {
-    if (!has_blas()) fail("setGemm: this build of the addon has no BLAS (see scripts/detect-blas.mjs)");
-    g_use_blas = true;
+    g_choice = GemmChoice::Own;
+  else if (!std::strcmp(name, "blas") || !std::strcmp(name, "auto")) {
+    if (!has_blas()) fail(std::string("setGemm: '") + name + "' needs a BLAS, and this build of the addon has none (see scripts/detect-blas.mjs)");
+    g_choice = !std::strcmp(name, "blas") ? GemmChoice::Blas : GemmChoice::Auto;
   } else
-    fail(std::string("setGemm: unknown GEMM '") + name + "' (expected blas or own)");
+    fail(std::string("setGemm: unknown GEMM '") + name + "' (expected auto, blas or own)");
+}
+
+// Measured on Zen 4, 2 threads (bench/RESULTS.md): the AVX-512 kernel leads OpenBLAS where a dimension
+// is at most 512 (the d = 256/384 models: 183-212 GFLOP/s against 143-200, OpenBLAS splitting thin
+// products unevenly over the threads), and trails it by ~5% on larger ones (d = 768: 186-203 vs 198-208).
+static bool prefer_own(const GemmCall& g) {
+  return !std::strcmp(kernels().name, "avx512") && std::min(g.m, std::min(g.n, g.k)) <= 512;
 }
 
 const char* blas_info() {
@@ -139,7 +149,7 @@ void gemm(const GemmCall& g) {
   if (g_use_gemv && g.batch == 1 && g.m <= 4 && !g.trans_a) return kernels().gemv(g);
   if (g.bf16) return gemm_bf16(g);
 #if LOOM_HAVE_BLAS
-  if (g_use_blas) return gemm_blas(g);
+  if (g_choice == GemmChoice::Blas || (g_choice == GemmChoice::Auto && !prefer_own(g))) return gemm_blas(g);
 #endif
   kernels().gemm(g);
 }

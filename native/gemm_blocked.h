@@ -29,52 +29,57 @@ static void blocked_gemm_one(const GemmCall& g, const float* a, const float* b, 
   using E = typename P::Elem;
   constexpr size_t MR = P::MR, NR = P::NR, KC = P::KC, MC = P::MC, NC = P::NC;
   const size_t M = g.m, N = g.n, K = g.k;
-  size_t mc = MC;
-  if ((M + mc - 1) / mc < static_cast<size_t>(nt)) {
-    mc = round_up((M + nt - 1) / nt, MR);
-    if (mc > MC) mc = MC;
-  }
-  const size_t n_ic = (M + mc - 1) / mc;
+  // A static grid of tm row groups x tn column groups, each thread one cell. Rows are split at MR-panel
+  // granularity, so the groups differ by at most one panel: dealing MC blocks out dynamically left one
+  // thread with a whole extra block (up to 25% idle on 2 threads for M = 384 or 1024). Columns are split
+  // only when there are too few rows for every thread to get two panels.
+  const size_t panels = (M + MR - 1) / MR;
   const size_t nc_max = N < NC ? N : NC;
   // scratch() counts floats; a panel holds span(KC) Elems per row of k.
   auto floats = [](size_t elems) { return (elems * sizeof(E) + sizeof(float) - 1) / sizeof(float); };
   E* bp = reinterpret_cast<E*>(scratch(P::SLOT_B, floats(P::span(KC) * round_up(nc_max, NR))));
 #pragma omp parallel num_threads(nt)
   {
+    // from the team OpenMP gave (fewer than nt inside another parallel region)
+    const size_t team = static_cast<size_t>(team_size());
+    size_t tm = team;
+    while (tm > 1 && panels < 2 * tm) tm--;
+    const size_t tn = team / tm;
+    const size_t id = static_cast<size_t>(thread_id());
+    const bool active = id < tm * tn;
+    const size_t im = id % tm, in = id / tm;
+    const size_t r0 = im * panels / tm * MR, r1 = std::min(M, (im + 1) * panels / tm * MR);
+    // even MC blocks within the thread's rows
+    const size_t rows = r1 > r0 ? r1 - r0 : 0, n_blocks = (rows + MC - 1) / MC;
+    const size_t mc = n_blocks ? round_up((rows + n_blocks - 1) / n_blocks, MR) : MR;
     E* ap = reinterpret_cast<E*>(scratch(P::SLOT_A, floats(P::span(KC) * round_up(mc, MR))));
     for (size_t jc = 0; jc < N; jc += NC) {
       size_t nc = N - jc < NC ? N - jc : NC;
       size_t n_jr = (nc + NR - 1) / NR;
-      // split the N range too when there are too few M blocks to feed every thread
-      size_t n_jchunk = n_ic >= 2 * static_cast<size_t>(nt) ? 1 : (2 * nt + n_ic - 1) / n_ic;
-      if (n_jchunk > n_jr) n_jchunk = n_jr;
-      size_t tasks = n_ic * n_jchunk;
+      size_t jr0 = in * n_jr / tn, jr1 = (in + 1) * n_jr / tn;
       for (size_t pc = 0; pc < K; pc += KC) {
         size_t kc = K - pc < KC ? K - pc : KC;
         size_t span = P::span(kc);
         bool first = pc == 0;
 #pragma omp for schedule(static)
         for (size_t jr = 0; jr < n_jr; jr++) P::pack_b_panel(b, g.trans_b, N, K, pc, kc, jc + jr * NR, bp + jr * NR * span);
-        size_t packed_ic = ~size_t(0);
-#pragma omp for schedule(dynamic, 1)
-        for (size_t t = 0; t < tasks; t++) {
-          size_t ic_idx = t / n_jchunk, jch = t % n_jchunk;
-          size_t i0 = ic_idx * mc, mcur = M - i0 < mc ? M - i0 : mc;
-          if (packed_ic != ic_idx) {
+        if (active && jr1 > jr0) {
+          for (size_t i0 = r0; i0 < r1; i0 += mc) {
+            size_t mcur = r1 - i0 < mc ? r1 - i0 : mc;
             P::pack_a(a, g.trans_a, M, K, i0, mcur, pc, kc, ap);
-            packed_ic = ic_idx;
-          }
-          size_t jr0 = jch * n_jr / n_jchunk, jr1 = (jch + 1) * n_jr / n_jchunk;
-          for (size_t jr = jr0; jr < jr1; jr++) {
-            size_t j0 = jc + jr * NR, nr = N - j0 < NR ? N - j0 : NR;
-            const E* bpanel = bp + jr * NR * span;
-            const float* bias = g.bias ? g.bias + j0 : nullptr;
-            for (size_t ir = 0; ir < mcur; ir += MR) {
-              size_t mr = mcur - ir < MR ? mcur - ir : MR;
-              P::micro(span, ap + ir * span, bpanel, c + (i0 + ir) * N + j0, N, mr, nr, g.alpha, g.beta, first, bias);
+            for (size_t jr = jr0; jr < jr1; jr++) {
+              size_t j0 = jc + jr * NR, nr = N - j0 < NR ? N - j0 : NR;
+              const E* bpanel = bp + jr * NR * span;
+              const float* bias = g.bias ? g.bias + j0 : nullptr;
+              for (size_t ir = 0; ir < mcur; ir += MR) {
+                size_t mr = mcur - ir < MR ? mcur - ir : MR;
+                P::micro(span, ap + ir * span, bpanel, c + (i0 + ir) * N + j0, N, mr, nr, g.alpha, g.beta, first, bias);
+              }
             }
           }
         }
+        // every thread is done with these B panels before the next k block overwrites them
+#pragma omp barrier
       }
     }
   }

@@ -22,11 +22,17 @@ static inline void gemm_micro(size_t kc, const float* LOOM_RESTRICT ap, const fl
                               float* LOOM_RESTRICT c, size_t ldc, size_t mr, size_t nr, float alpha, float beta,
                               bool first, const float* bias) {
   vf acc[GEMM_MR][GEMM_NV];
+  // C is read once, at the end: fetch its tile now so that the update does not wait on L3 or memory
+  for (size_t r = 0; r < mr; r++)
+    for (size_t j = 0; j < nr; j += 16) __builtin_prefetch(c + r * ldc + j, 1, 3);
 #pragma GCC unroll 16
   for (int r = 0; r < GEMM_MR; r++)
 #pragma GCC unroll 8
     for (int v = 0; v < GEMM_NV; v++) acc[r][v] = vset(0.f);
   for (size_t p = 0; p < kc; p++) {
+    // the B panel streams from L2 (KC x NR floats is more than L1): ask for its rows 16 steps ahead
+#pragma GCC unroll 8
+    for (int v = 0; v < GEMM_NR; v += 16) __builtin_prefetch(bp + (p + 16) * GEMM_NR + v, 0, 3);
     vf b[GEMM_NV];
 #pragma GCC unroll 8
     for (int v = 0; v < GEMM_NV; v++) b[v] = vload(bp + p * GEMM_NR + v * VL);
@@ -72,10 +78,24 @@ static void gemm_pack_a(const float* a, bool trans, size_t m, size_t k, size_t i
         for (size_t r = 0; r < rows; r++) dst[p * GEMM_MR + r] = src[r];
         for (size_t r = rows; r < size_t(GEMM_MR); r++) dst[p * GEMM_MR + r] = 0.f;
       }
-    } else {  // A stored (m, k)
+    } else {  // A stored (m, k): MR rows x VL columns transposed in registers, the ragged rest one at a time
+      static_assert(VL >= GEMM_MR, "a transposed block row must hold a panel row");
+      size_t kc_v = rows == size_t(GEMM_MR) ? kc / VL * VL : 0;
+      vf blk[VL];
+      for (size_t p = 0; p < kc_v; p += VL) {
+        for (int r = 0; r < VL; r++) blk[r] = r < GEMM_MR ? vload(a + (i0 + ir + r) * k + p0 + p) : vset(0.f);
+        vtranspose(blk);
+        // panel rows p.. are MR floats apart: a full-width store spills past its MR floats into rows the
+        // next stores overwrite, which is fine while it stays inside this block of VL rows
+        for (int q = 0; q < VL; q++)
+          if (q * GEMM_MR + VL <= VL * GEMM_MR)
+            vstore(dst + (p + q) * GEMM_MR, blk[q]);
+          else
+            vstore_part(dst + (p + q) * GEMM_MR, blk[q], GEMM_MR);
+      }
       for (size_t r = 0; r < rows; r++) {
         const float* src = a + (i0 + ir + r) * k + p0;
-        for (size_t p = 0; p < kc; p++) dst[p * GEMM_MR + r] = src[p];
+        for (size_t p = kc_v; p < kc; p++) dst[p * GEMM_MR + r] = src[p];
       }
       for (size_t r = rows; r < size_t(GEMM_MR); r++)
         for (size_t p = 0; p < kc; p++) dst[p * GEMM_MR + r] = 0.f;
@@ -98,10 +118,18 @@ static void gemm_pack_b_panel(const float* b, bool trans, size_t n, size_t k, si
         for (size_t j = cols; j < size_t(GEMM_NR); j++) dst[j] = 0.f;
       }
     }
-  } else {  // B stored (n, k)
+  } else {  // B stored (n, k): VL x VL blocks transposed in registers, the ragged rest one float at a time
+    const size_t cols_v = cols / VL * VL, kc_v = kc / VL * VL;
+    vf rows[VL];
+    for (size_t j = 0; j < cols_v; j += VL)
+      for (size_t p = 0; p < kc_v; p += VL) {
+        for (int i = 0; i < VL; i++) rows[i] = vload(b + (j0 + j + i) * k + p0 + p);
+        vtranspose(rows);
+        for (int i = 0; i < VL; i++) vstore(bp + (p + i) * GEMM_NR + j, rows[i]);
+      }
     for (size_t j = 0; j < cols; j++) {
       const float* src = b + (j0 + j) * k + p0;
-      for (size_t p = 0; p < kc; p++) bp[p * GEMM_NR + j] = src[p];
+      for (size_t p = j < cols_v ? kc_v : 0; p < kc; p++) bp[p * GEMM_NR + j] = src[p];
     }
     for (size_t j = cols; j < size_t(GEMM_NR); j++)
       for (size_t p = 0; p < kc; p++) bp[p * GEMM_NR + j] = 0.f;

@@ -36,6 +36,27 @@ LOOM_INLINE vi viota() {
   for (int i = 0; i < VL; i++) r[i] = i;
   return r;
 }
+/**
+ * Transposes the VL x VL block rows[0..VL) in registers (rows[i][l] becomes rows[l][i]). A transpose swaps
+ * the row index with the lane index; stage h swaps one of their bits (h) for every row pair i, i + h.
+ */
+LOOM_INLINE void vtranspose(vf* rows) {
+#pragma GCC unroll 8
+  for (int h = 1; h < VL; h <<= 1) {
+    vi lo, hi;
+    for (int l = 0; l < VL; l++) {
+      lo[l] = (l & h) ? VL + l - h : l;
+      hi[l] = (l & h) ? VL + l : l + h;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < VL; i++)
+      if (!(i & h)) {
+        vf a = rows[i], b = rows[i + h];
+        rows[i] = __builtin_shuffle(a, b, lo);
+        rows[i + h] = __builtin_shuffle(a, b, hi);
+      }
+  }
+}
 /** Loads n < VL floats, zero-filling the rest. */
 LOOM_INLINE vf vload_part(const float* p, size_t n, float fill = 0.f) {
   vf v = vset(fill);

@@ -76,7 +76,7 @@ const SIZES = [1, 7, 33, 65, 129];
 after(() => {
   if (cpu) {
     cpu.setIsa(cpu.bestIsa());
-    if (cpu.hasBlas()) cpu.setGemm('blas');
+    if (cpu.hasBlas()) cpu.setGemm('auto');
   }
 });
 

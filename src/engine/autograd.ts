@@ -106,6 +106,14 @@ function owned(g: Tensor): Tensor {
   return copy;
 }
 
+/** a + b in a new buffer, with a's shape. */
+function sumInto(a: Tensor, b: Tensor): Tensor {
+  const be = a.backend;
+  const out = new Tensor(new Buffer(be, be.alloc('f32', a.size)), a.shape, 'f32').keep();
+  be.binary('add', a.storage, a.shape, b.storage, b.shape, out.storage, a.shape);
+  return out;
+}
+
 function accumulateInto(target: Tensor, g: Tensor): void {
   const b = target.backend;
   b.binary('add', target.storage, target.shape, g.storage, g.shape, target.storage, target.shape);
@@ -151,11 +159,18 @@ export function runBackward(root: Tensor, grad: Tensor | null, retainGraph: bool
           addToLeaf(e.leaf, g);
           return;
         }
+        // A gradient may share its buffer with another edge's (an add hands dy to both inputs): it is kept
+        // as it is, and the first sum into a shared one goes to a new buffer (one pass, not copy + add).
         const prev = pending.get(e.node);
-        if (prev) {
+        if (!prev) pending.set(e.node, g);
+        else if (prev.buf().shared) {
+          pending.set(e.node, sumInto(prev, g));
+          prev.dispose();
+          g.dispose();
+        } else {
           accumulateInto(prev, g);
           g.dispose();
-        } else pending.set(e.node, owned(g));
+        }
       });
       if (!retainGraph) node.freeSaved();
     }

@@ -18,7 +18,7 @@ import { loadNativeAddon, type NativeAddon } from './native.js';
 
 export { loadNativeAddon, type NativeAddon } from './native.js';
 
-export type GemmImpl = 'blas' | 'own';
+export type GemmImpl = 'auto' | 'blas' | 'own';
 export type Isa = 'avx512' | 'avx2' | 'portable';
 
 
