@@ -202,8 +202,8 @@ export function runTrainBench(a: TrainArgs): Record<string, unknown> {
       });
       const t2 = now();
       profiler?.setPhase('optimizer');
-      L.clipGradientNorm(params, 1.0);
-      opt.step();
+      // clip at 1.0, the coefficient applied inside the AdamW update (what the Trainer does)
+      opt.step({ gradScale: L.gradientClipScale(params, 1.0).scale });
       opt.zeroGrad();
       const t3 = now();
       losses.push(loss);

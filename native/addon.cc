@@ -356,7 +356,8 @@ Napi::Value AdamW(const Info& info) {
     if (!w.IsNumber()) fail("adamw: weightDecay[" + std::to_string(i) + "] must be a number");
     ts[i] = AdamWTensor{p.data, g.data, m.data, v.data, p.n, w.As<Napi::Number>().DoubleValue()};
   }
-  AdamWHyper h{a.num(5, "lr"), a.num(6, "beta1"), a.num(7, "beta2"), a.num(8, "eps"), a.num(9, "step")};
+  AdamWHyper h{a.num(5, "lr"), a.num(6, "beta1"), a.num(7, "beta2"), a.num(8, "eps"), a.num(9, "step"),
+               a.num(10, "gradScale")};
   if (!(h.step >= 1) || h.step != std::floor(h.step)) fail("adamw: step must be an integer >= 1");
   kernels().adamw(ts.data(), ts.size(), h);
   return info.Env().Undefined();

@@ -60,6 +60,7 @@ struct AdamWTensor {
 struct AdamWHyper {
   double lr, beta1, beta2, eps;
   double step;
+  double grad_scale;  // gradients are multiplied by it first (the clip coefficient), rounded to float
 };
 
 struct Kernels {

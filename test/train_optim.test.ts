@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as L from '../src/index.js';
-import { AdamW, SGD, clipGradientNorm, defaultParamGroups, lrFactor, type ScheduleName } from '../src/train/index.js';
+import { AdamW, SGD, clipGradientNorm, defaultParamGroups, gradientClipScale, lrFactor, type ScheduleName } from '../src/train/index.js';
 
 const fixtures = JSON.parse(readFileSync(new URL('../../test/fixtures/train.json', import.meta.url), 'utf8'));
 
@@ -145,5 +145,46 @@ describe('clipGradientNorm', () => {
       ps.forEach((p: L.Tensor, i: number) => close(p.grad!.dataSync(), c.clipped[i], 1e-6, `${c.name} grad ${i}`));
       ps.forEach((p: L.Tensor) => p.dispose());
     });
+  }
+});
+
+describe('gradientClipScale + step({ gradScale })', () => {
+  // The Trainer folds the clip coefficient into the update; it must equal clip-then-step bit for bit.
+  const make = (seed: number) => {
+    const g = new L.Generator(seed);
+    return [L.randn([7, 5], { generator: g }), L.randn([5], { generator: g })].map((t) => t.keep().requireGrad());
+  };
+  const grads = (seed: number) => {
+    const g = new L.Generator(seed + 100);
+    return [L.randn([7, 5], { generator: g }), L.randn([5], { generator: g })].map((t) => Array.from(t.dataSync(), (x) => 3 * x));
+  };
+  const optimisers = {
+    AdamW: (ps: L.Tensor[]) => new AdamW(defaultParamGroups(ps.map((p, i) => [`p${i}`, p] as [string, L.Tensor]), { weightDecay: 0.1 }), { lr: 1e-2 }),
+    SGD: (ps: L.Tensor[]) => new SGD(defaultParamGroups(ps.map((p, i) => [`p${i}`, p] as [string, L.Tensor]), { weightDecay: 0.1 }), { lr: 1e-2, momentum: 0.9 }),
+  };
+  for (const [name, make_opt] of Object.entries(optimisers)) {
+    for (const maxNorm of [0.5, 1e9]) {
+      it(`${name}, max norm ${maxNorm}: same parameters as clipGradientNorm then step()`, () => {
+        const a = make(1), b = make(1);
+        const oa = make_opt(a), ob = make_opt(b);
+        for (let step = 0; step < 3; step++) {
+          const gs = grads(step);
+          a.forEach((p, i) => setGrad(p, gs[i]!));
+          b.forEach((p, i) => setGrad(p, gs[i]!));
+          const na = clipGradientNorm(a, maxNorm);
+          oa.step();
+          const { norm, scale } = gradientClipScale(b, maxNorm);
+          assert.equal(norm, na);
+          assert.ok(maxNorm < 1 ? scale < 1 : scale === 1, `scale ${scale}`);
+          ob.step({ gradScale: scale });
+          // the gradients themselves are left as they were
+          b.forEach((p, i) => assert.deepEqual(Array.from(p.grad!.dataSync()), Array.from(Float32Array.from(gs[i]!))));
+        }
+        a.forEach((p, i) => assert.deepEqual(Array.from(b[i]!.dataSync()), Array.from(p.dataSync()), `param ${i}`));
+        oa.dispose();
+        ob.dispose();
+        [...a, ...b].forEach((p) => p.dispose());
+      });
+    }
   }
 });

@@ -135,6 +135,11 @@ export interface AdamWArgs {
   eps: number;
   /** 1-based step number after this update (bias correction uses it). */
   step: number;
+  /**
+   * Every gradient is multiplied by this first, as if scaled in place beforehand (the gradient-clipping
+   * coefficient, folded into the update so that clipping costs no pass of its own); default 1.
+   */
+  gradScale?: number;
 }
 
 export interface Backend {

@@ -28,14 +28,22 @@ export interface OptimizerStateDict {
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
+export interface StepOptions {
+  /** Gradients are used multiplied by this (the clipping coefficient); they are not modified. Default 1. */
+  gradScale?: number;
+}
+
 export interface Optimizer {
   readonly kind: 'adamw' | 'sgd';
   /** Multiplies every group's base LR by `factor` (what torch's LambdaLR does each step). */
   setLrFactor(factor: number): void;
   /** Current LR of each group. */
   lrs(): number[];
-  /** Updates every parameter that has a gradient; parameters without one are skipped (as torch does). */
-  step(): void;
+  /**
+   * Updates every parameter that has a gradient; parameters without one are skipped (as torch does).
+   * `gradScale` multiplies every gradient first, as clipping in place would (see gradientClipScale).
+   */
+  step(options?: StepOptions): void;
   /** Frees every trained parameter's gradient. */
   zeroGrad(): void;
   /** The trained parameters, in group order. */
@@ -174,7 +182,8 @@ export class AdamW extends GroupedOptimizer implements Optimizer {
     this.eps = options.eps ?? 1e-8;
   }
 
-  step(): void {
+  step(options: StepOptions = {}): void {
+    const gradScale = options.gradScale ?? 1;
     for (const g of this.groups) {
       // One fused kernel call per (group, step count): parameters normally all share one count, but
       // a parameter that once had no gradient lags behind, and its bias correction must too.
@@ -192,7 +201,7 @@ export class AdamW extends GroupedOptimizer implements Optimizer {
         byStep.set(s.step, list);
       }
       for (const [step, list] of byStep) {
-        adamwStep(list, { lr: g.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, step });
+        adamwStep(list, { lr: g.lr, beta1: this.beta1, beta2: this.beta2, eps: this.eps, step, gradScale });
       }
     }
   }
@@ -278,7 +287,8 @@ export class SGD extends GroupedOptimizer implements Optimizer {
     }
   }
 
-  step(): void {
+  step(options: StepOptions = {}): void {
+    const gradScale = options.gradScale ?? 1;
     // No fused kernel: engine ops make the new values in a scope, then they are copied into the
     // parameter and buffer storages so the model's tensors keep their identity.
     noGrad(() =>
@@ -287,7 +297,8 @@ export class SGD extends GroupedOptimizer implements Optimizer {
           for (const [name, p] of g.params) {
             if (!p.grad) continue;
             this.steps.set(name, (this.steps.get(name) ?? 0) + 1);
-            let d = g.weightDecay !== 0 ? add(p.grad, scale(p, g.weightDecay)) : p.grad;
+            const grad = gradScale === 1 ? p.grad : scale(p.grad, gradScale);
+            let d = g.weightDecay !== 0 ? add(grad, scale(p, g.weightDecay)) : grad;
             if (this.momentum !== 0) {
               const prev = this.buffers.get(name);
               if (!prev) {
@@ -353,14 +364,32 @@ export class SGD extends GroupedOptimizer implements Optimizer {
  * rounding of the norm and coef follows torch (they are f32 tensors there).
  */
 export function clipGradientNorm(params: Iterable<NamedTensor | Tensor>, maxNorm: number): number {
+  const grads = gradients(params);
+  const { norm, scale: coef } = clipScaleOf(grads, maxNorm);
+  // coef == 1 is torch's multiply by 1.0: a no-op we skip.
+  if (coef !== 1) for (const g of grads) g.backend.unary('scale', g.storage, g.storage, coef);
+  return norm;
+}
+
+/**
+ * What clipGradientNorm would multiply the gradients by, without touching them: hand `scale` to
+ * Optimizer.step({ gradScale }) and the update equals clip-then-step's, bit for bit, one pass cheaper.
+ */
+export function gradientClipScale(params: Iterable<NamedTensor | Tensor>, maxNorm: number): { norm: number; scale: number } {
+  return clipScaleOf(gradients(params), maxNorm);
+}
+
+function gradients(params: Iterable<NamedTensor | Tensor>): Tensor[] {
   const grads: Tensor[] = [];
   for (const item of params) {
     const t = Array.isArray(item) ? item[1] : item;
     if (t.grad) grads.push(t.grad);
   }
-  const total = Math.fround(globalNorm(grads));
-  const coef = Math.min(Math.fround(maxNorm / Math.fround(total + 1e-6)), 1);
-  // coef == 1 is torch's multiply by 1.0: a no-op we skip.
-  if (coef < 1 || Number.isNaN(coef)) for (const g of grads) g.backend.unary('scale', g.storage, g.storage, coef);
-  return total;
+  return grads;
+}
+
+function clipScaleOf(grads: readonly Tensor[], maxNorm: number): { norm: number; scale: number } {
+  const norm = Math.fround(globalNorm(grads));
+  const coef = Math.min(Math.fround(maxNorm / Math.fround(norm + 1e-6)), 1);
+  return { norm, scale: coef < 1 || Number.isNaN(coef) ? coef : 1 };
 }

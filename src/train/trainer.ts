@@ -10,7 +10,7 @@ import { scale } from '../engine/ops/elementwise.js';
 import { hashInts } from '../data/rng.js';
 import { CheckpointManager, readCheckpointContents, writeCheckpointContents, type TrainerState } from './checkpoint.js';
 import { resolveConfig, type ResolvedConfig, type TrainerConfig } from './config.js';
-import { AdamW, SGD, clipGradientNorm, defaultParamGroups, type Optimizer } from './optim.js';
+import { AdamW, SGD, defaultParamGroups, gradientClipScale, type Optimizer } from './optim.js';
 import { MetricsLog, Progress, formatEval } from './progress.js';
 import { lrFactor, type ScheduleOptions } from './schedule.js';
 import { nodeFs, type CheckpointFs } from './tensor_file.js';
@@ -143,9 +143,10 @@ export class Trainer<M extends TrainableModel, B> {
             return value / c.gradientAccumulationSteps;
           });
         }
-        const gradNorm = clipGradientNorm(params, c.maxGradNorm > 0 ? c.maxGradNorm : Infinity);
+        // the clip coefficient goes into the update (no pass of its own over the gradients)
+        const { norm: gradNorm, scale: gradScale } = gradientClipScale(params, c.maxGradNorm > 0 ? c.maxGradNorm : Infinity);
         if (!Number.isFinite(gradNorm)) this.nonFinite(`gradient norm is ${gradNorm} at step ${step}`);
-        optimizer.step();
+        optimizer.step({ gradScale });
         optimizer.zeroGrad();
         faultPoint('step');
 

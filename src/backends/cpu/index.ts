@@ -409,6 +409,7 @@ export class CpuBackend extends HostBackend implements Backend {
       args.beta2,
       args.eps,
       args.step,
+      args.gradScale ?? 1,
     );
   }
   sumSquares(xs: readonly Storage[]): number {

@@ -82,6 +82,7 @@ export interface NativeAddon {
     beta2: number,
     eps: number,
     step: number,
+    gradScale: number,
   ): void;
 
   softmax(x: F32, out: F32, rows: number, cols: number, log: boolean): void;

@@ -20,6 +20,7 @@ export function adamw(
     );
   }
   const { lr, beta1, beta2, eps, step } = args;
+  const gradScale = args.gradScale ?? 1;
   if (!Number.isInteger(step) || step < 1) throw new Error(`adamw: step must be an integer >= 1, got ${step}`);
   const bc1 = 1 - Math.pow(beta1, step);
   const bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, step));
@@ -35,7 +36,8 @@ export function adamw(
     const vs = f32(v[i]!, n, `adamw v ${i}`);
     const decay = 1 - lr * weightDecay[i]!;
     for (let j = 0; j < n; j++) {
-      const g = gs[j]!;
+      // the scaled gradient rounds to f32 as an in-place g *= scale would
+      const g = gradScale === 1 ? gs[j]! : Math.fround(gs[j]! * gradScale);
       // Same rounding points as PyTorch's f32 tensors: p, m and v are each stored before the update.
       const p = Math.fround(ps[j]! * decay);
       const mj = Math.fround(beta1 * ms[j]! + (1 - beta1) * g);
