@@ -111,8 +111,9 @@ static void unary_backward(int op, const float* x, const float* y, const float* 
       });
     case U_GELU:
       return map3(x, y, dy, dx, n, kMath, [](vf xx, vf, vf g) {
-        vf pdf = v_exp(-0.5f * xx * xx) * 0.3989422804014327f;
-        return g * (v_phi(xx) + xx * pdf);
+        vf pdf;
+        vf phi = v_phi(xx, &pdf);
+        return g * (phi + xx * pdf);
       });
     case U_GELU_TANH:
       // s = sigmoid(2u) = (1 + tanh u)/2: d/dx = s + 2 x s (1 - s) u'

@@ -111,11 +111,17 @@ LOOM_INLINE vf vround(vf x) {
   return (x + magic) - magic;
 }
 
-LOOM_INLINE vf v_exp(vf x) {
+/**
+ * exp(a + b) where the reduction a - n ln2_hi is exact (a holds few enough bits, e.g. a square of a
+ * 12-bit number): a large a keeps full relative accuracy while b carries the rest. v_exp(x) is
+ * v_exp_parts(x, 0).
+ */
+LOOM_INLINE vf v_exp_parts(vf a, vf b) {
   const vf hi = vset(88.72283935546875f), lo = vset(-103.972076416015625f);
+  vf x = a + b;
   vf xc = vmin(vmax(x, lo), hi);
   vf n = vround(xc * 1.44269504088896341f);
-  vf r = xc - n * 0.693359375f;
+  vf r = (a - n * 0.693359375f) + b;
   r = r - n * -2.12194440e-4f;
   vf p = vset(1.9875691500E-4f);
   p = p * r + 1.3981999507E-3f;
@@ -133,6 +139,8 @@ LOOM_INLINE vf v_exp(vf x) {
   y = x < lo ? vset(0.f) : y;
   return x != x ? x : y;
 }
+
+LOOM_INLINE vf v_exp(vf x) { return v_exp_parts(x, vset(0.f)); }
 
 LOOM_INLINE vf v_log(vf x) {
   // subnormals: scale into the normal range first
@@ -183,11 +191,14 @@ LOOM_INLINE vf v_tanh(vf x) {
 LOOM_INLINE vf v_sigmoid(vf x) { return 1.f / (1.f + v_exp(-x)); }
 
 /**
- * Phi(x) = 0.5 erfc(-x / sqrt 2), the standard normal CDF, to ~5e-7 relative everywhere (the tail too):
+ * Phi(x) = 0.5 erfc(-x / sqrt 2), the standard normal CDF, to ~5e-7 relative everywhere (the tail too),
+ * and, when pdf is given, the density exp(-x^2/2) / sqrt(2 pi) to ~2 ulp:
  * erfc(|u|) = t exp(-u^2 + P(t)), t = 1/(1 + |u|/2) (Numerical Recipes' erfcc, 1.2e-7 relative), and
  * Phi = 0.5 erfc(|u|) for u < 0, 1 - 0.5 erfc(u) for u >= 0 (no cancellation: Phi >= 0.5 there).
+ * u^2 = x^2/2 is split exactly (|x| = hi + lo, hi with 12 mantissa bits, so -hi^2/2 is exact) and goes
+ * into one v_exp_parts as (-hi^2/2, P(t) - hi lo - lo^2/2): the tail keeps its relative accuracy.
  */
-LOOM_INLINE vf v_phi(vf x) {
+LOOM_INLINE vf v_phi(vf x, vf* pdf = nullptr) {
   vf u = x * 0.70710678118654752f;
   vf au = vabs(u);
   vf t = 1.f / (1.f + 0.5f * au);
@@ -201,12 +212,15 @@ LOOM_INLINE vf v_phi(vf x) {
   q = q * t + 0.37409196f;
   q = q * t + 1.00002368f;
   q = q * t + -1.26551223f;
-  // exp(q - u^2) with u^2 = x^2/2 split exactly (|x| = hi + lo, hi with 12 mantissa bits), so that the
-  // tail keeps its relative accuracy: exp(-hi^2/2) * exp(q - hi lo - lo^2/2)
   vf ax = vmin(vabs(x), vset(30.f));  // erfc(30/sqrt 2) underflows anyway; keeps Inf out of hi - lo
   vf hi = (vf)((vi)ax & (int32_t)0xfffff000);
   vf lo = ax - hi;
-  vf erfc_abs = t * v_exp(-0.5f * (hi * hi)) * v_exp(q - (hi * lo + 0.5f * (lo * lo)));
+  vf e_hi = -0.5f * (hi * hi), e_lo = -(hi * lo + 0.5f * (lo * lo));
+  if (pdf) {
+    vf d = v_exp_parts(e_hi, e_lo) * 0.3989422804014327f;
+    *pdf = x != x ? x : (vabs(x) > 30.f ? vset(0.f) : d);
+  }
+  vf erfc_abs = t * v_exp_parts(e_hi, q + e_lo);
   vf r = u < 0.f ? 0.5f * erfc_abs : 1.f - 0.5f * erfc_abs;
   return x != x ? x : r;
 }
