@@ -65,9 +65,11 @@ void set_gemm_impl(const char* name) {
 
 // Measured on Zen 4, 2 threads (bench/RESULTS.md): the AVX-512 kernel leads OpenBLAS where a dimension
 // is at most 512 (the d = 256/384 models: 183-212 GFLOP/s against 143-200, OpenBLAS splitting thin
-// products unevenly over the threads), and trails it by ~5% on larger ones (d = 768: 186-203 vs 198-208).
+// products unevenly over the threads) and on moderate products (bert-base's 1024 x 768 x 768 in the
+// step: ~6% faster; level on its 3072-wide ones), and trails it by ~7% on the large-vocabulary LM heads.
 static bool prefer_own(const GemmCall& g) {
-  return !std::strcmp(kernels().name, "avx512") && std::min(g.m, std::min(g.n, g.k)) <= 512;
+  const size_t lo = std::min(g.m, std::min(g.n, g.k)), hi = std::max(g.m, std::max(g.n, g.k));
+  return !std::strcmp(kernels().name, "avx512") && (lo <= 512 || hi <= 4096);
 }
 
 const char* blas_info() {
