@@ -1,25 +1,20 @@
 // End-to-end tests of the `loom` command: spawned as a user runs it, on tiny generated data in a
 // temp folder: tokenizer -> init -> pretrain -> finetune (full, LoRA) -> evaluate / predict / generate.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { demoCorpus, demoLabelled } from '../src/cli/demo_data.js';
-import { jsonl, loom, ok, readMetrics } from './cli_helpers.js';
+import { jsonl, loom, ok, readMetrics, suiteTempDir } from './cli_helpers.js';
 
 describe('loom CLI end to end', () => {
-  let dir = '';
-  const p = (...s: string[]): string => join(dir, ...s);
+  const p = suiteTempDir('loom-cli-');
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'loom-cli-'));
     writeFileSync(p('corpus.txt'), demoCorpus(300));
     writeFileSync(p('train.jsonl'), jsonl(demoLabelled(60, 0, 1)));
     writeFileSync(p('test.jsonl'), jsonl(demoLabelled(30, 0, 2)));
     writeFileSync(p('model.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_inner: 64, n_positions: 64 }));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('tokenizer -> init -> pretrain -> finetune -> evaluate -> predict -> generate', () => {
     const tok = JSON.parse(ok('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--out', p('tok'), p('corpus.txt'), '--json')) as { vocab_size: number };

@@ -3,8 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { demoCorpus } from '../src/cli/demo_data.js';
 
@@ -36,6 +38,19 @@ export function ok(...args: string[]): string {
 /** Runs `loom ...args --json` style commands and parses stdout. */
 export function okJson<T>(...args: string[]): T {
   return JSON.parse(ok(...args)) as T;
+}
+
+/**
+ * A temp folder for the enclosing describe(): made before its tests, removed after them. Returns
+ * p(...parts), a path inside it (p() is the folder itself). Call it before the suite's own before().
+ */
+export function suiteTempDir(prefix: string): (...parts: string[]) => string {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  return (...parts) => join(dir, ...parts);
 }
 
 export const jsonl = (rows: object[]): string => rows.map((r) => JSON.stringify(r)).join('\n') + '\n';

@@ -2,26 +2,21 @@
 // checkpointing gives the same losses as the plain run; bf16 mixed precision trains to about the
 // same losses without being identical, and is recorded in training_config.json.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { demoCorpus, demoLabelled } from '../src/cli/demo_data.js';
-import { jsonl, ok, readMetrics } from './cli_helpers.js';
+import { jsonl, ok, readMetrics, suiteTempDir } from './cli_helpers.js';
 
 describe('loom memory and precision flags', () => {
-  let dir = '';
-  const p = (...s: string[]): string => join(dir, ...s);
+  const p = suiteTempDir('loom-flags-');
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'loom-flags-'));
     writeFileSync(p('corpus.txt'), demoCorpus(200));
     writeFileSync(p('train.jsonl'), jsonl(demoLabelled(40, 0, 1)));
     writeFileSync(p('model.json'), JSON.stringify({ n_layer: 2, n_embd: 32, n_head: 2, n_inner: 64, n_positions: 64, resid_pdrop: 0.1, attn_pdrop: 0.1 }));
     ok('tokenizer', 'train', '--type', 'bpe', '--vocab-size', '300', '--out', p('tok'), p('corpus.txt'));
     ok('init', '--arch', 'gpt2', '--preset', 'tiny', '--config', p('model.json'), '--tokenizer', p('tok'), '--out', p('init'));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   const pretrain = (out: string, ...extra: string[]): { step: number; loss: number }[] => {
     ok('pretrain', '--model', p('init'), '--objective', 'clm', '--data', p('corpus.txt'), '--out', p(out), '--steps', '6', '--batch-size', '4', '--seq-len', '32', '--lr', '3e-3', '--log-every', '1', ...extra);

@@ -2,15 +2,14 @@
 // tiny generated data: MLM pre-training of a BERT (WordPiece), NER fine-tuning + evaluate / predict,
 // chat SFT + `loom chat` on piped stdin, and the report opened in headless Chromium (when installed).
 
-import { describe, it, before, after, type TestContext } from 'node:test';
+import { describe, it, before, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { demoCorpus } from '../src/cli/demo_data.js';
-import { jsonl, loom, loomWith, ok, okJson, readMetrics, rng, safetensorsKeys } from './cli_helpers.js';
+import { jsonl, loom, loomWith, ok, okJson, readMetrics, rng, safetensorsKeys, suiteTempDir } from './cli_helpers.js';
 
 const PER = ['Alice', 'Bob', 'Carol', 'Dave', 'Emma', 'Frank', 'Grace', 'Henry'];
 const LOC = ['Paris', 'London', 'Berlin', 'Rome', 'Madrid', 'Oslo', 'Vienna', 'Dublin'];
@@ -37,11 +36,9 @@ const QUESTIONS = ['what colour is the sky', 'tell me a joke', 'how are you toda
 const CHROMIUM = process.env.LOOM_CHROMIUM ?? '/usr/bin/chromium';
 
 describe('loom task recipes end to end', () => {
-  let dir = '';
-  const p = (...s: string[]): string => join(dir, ...s);
+  const p = suiteTempDir('loom-tasks-');
   let nerTrain: [string, string][][] = [];
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'loom-tasks-'));
     writeFileSync(p('corpus.txt'), demoCorpus(300));
     nerTrain = nerSentences(80, 1);
     writeFileSync(p('ner_train.conll'), conll(nerTrain));
@@ -58,7 +55,6 @@ describe('loom task recipes end to end', () => {
     writeFileSync(p('bert.json'), JSON.stringify({ num_hidden_layers: 1, hidden_size: 32, num_attention_heads: 2, intermediate_size: 64, max_position_embeddings: 64 }));
     writeFileSync(p('gpt2.json'), JSON.stringify({ n_layer: 1, n_embd: 32, n_head: 2, n_inner: 64, n_positions: 64 }));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('pretrain --objective mlm: a BERT with a WordPiece tokenizer, HF layout, eval loss and finite perplexity', () => {
     const tok = okJson<{ vocab_size: number }>('tokenizer', 'train', '--type', 'wordpiece', '--vocab-size', '300', '--out', p('wp'), p('corpus.txt'), p('ner_words.txt'), '--json');

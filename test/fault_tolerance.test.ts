@@ -3,14 +3,13 @@
 // killed; a full disk (a file-size limit) during a checkpoint stops the run with a clear message
 // and leaves the previous checkpoint intact and resumable.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { CheckpointManager } from '../src/train/checkpoint.js';
-import { LOOM, rng, tinyModelFolder } from './cli_helpers.js';
+import { LOOM, rng, tinyModelFolder, suiteTempDir } from './cli_helpers.js';
 
 interface Run {
   code: number | null;
@@ -37,17 +36,14 @@ function hasCheckpoint(out: string): boolean {
 const leftovers = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).filter((n) => n.startsWith('.')) : []);
 
 describe('faults during training (CLI)', () => {
-  let dir = '';
-  const p = (...s: string[]): string => join(dir, ...s);
+  const p = suiteTempDir('loom-fault-');
   const train = (out: string, steps: number, extra: string[] = []): string[] => [
     'pretrain', '--model', p('init'), '--objective', 'clm', '--data', p('corpus.txt'), '--out', out, '--steps', String(steps),
     '--batch-size', '4', '--seq-len', '32', '--lr', '3e-3', '--log-every', '1', ...extra,
   ];
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'loom-fault-'));
-    tinyModelFolder(dir);
+    tinyModelFolder(p());
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('kill -9 at 16 seeded points (data preparation, steps, checkpoint writes, rotation, publishing), then --resume: same curve and weights', async () => {
     const STEPS = 20;

@@ -3,14 +3,13 @@
 // 2 (bad usage) with one `loom <cmd>: error: ...` line naming the file; never a signal, a stack
 // trace, an "internal error" or a hang.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { demoLabelled } from '../src/cli/demo_data.js';
-import { LOOM, jsonl, ok, tinyModelFolder } from './cli_helpers.js';
+import { LOOM, jsonl, ok, tinyModelFolder, suiteTempDir } from './cli_helpers.js';
 import { jsonText, mutateBytes, mutateJson, seeded } from './fuzz_helpers.js';
 
 function run(args: string[]): { code: number | null; signal: string | null; stderr: string } {
@@ -19,15 +18,12 @@ function run(args: string[]): { code: number | null; signal: string | null; stde
 }
 
 describe('fuzz: hostile files through the CLI', () => {
-  let dir = '';
-  const p = (...s: string[]): string => join(dir, ...s);
+  const p = suiteTempDir('loom-fuzz-cli-');
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'loom-fuzz-cli-'));
-    tinyModelFolder(dir, { docs: 100 });
+    tinyModelFolder(p(), { docs: 100 });
     writeFileSync(p('train.jsonl'), jsonl(demoLabelled(24, 0, 1)));
     ok('finetune', '--model', p('init'), '--task', 'classify', '--train', p('train.jsonl'), '--out', p('cls'), '--steps', '1', '--batch-size', '8', '--seq-len', '32');
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   // [file of the folder, command]: each model file is corrupted in turn and the command must cope.
   const targets: [string, (m: string) => string[]][] = [

@@ -3,23 +3,20 @@
 // sandbox escapes loads as data through every command that reads it, and nothing runs: no marker
 // file appears, and a fake `python3`/`python`/`node` first on PATH is never started.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { demoCorpus } from '../src/cli/demo_data.js';
 import { ChatTemplate } from '../src/io/chat_template.js';
-import { LOOM, tinyModelFolder } from './cli_helpers.js';
+import { LOOM, tinyModelFolder, suiteTempDir } from './cli_helpers.js';
 
 describe('a model folder is data, never code', () => {
-  let dir = '';
-  const p = (...s: string[]): string => join(dir, ...s);
+  const p = suiteTempDir('loom-hostile-');
   const marker = (): string => p('PWNED');
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'loom-hostile-'));
-    const { model } = tinyModelFolder(dir, { docs: 100, chatTemplate: true });
+    const { model } = tinyModelFolder(p(), { docs: 100, chatTemplate: true });
     renameSync(model, p('evil'));
     const m = (...s: string[]): string => p('evil', ...s);
     // What transformers would import with trust_remote_code=True: here, code that leaves a marker.
@@ -50,7 +47,6 @@ describe('a model folder is data, never code', () => {
       chmodSync(p('bin', exe), 0o755);
     }
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('info, generate, chat, evaluate and finetune read it as data; no code in it runs', () => {
     const env = { ...process.env, LOOM_NUM_THREADS: '1', PATH: `${p('bin')}:${process.env.PATH ?? ''}` };

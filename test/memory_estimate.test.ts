@@ -3,7 +3,7 @@
 // machine is refused before allocation, and `loom pretrain` refuses (exit 1) with the estimate and
 // what to change, unless told to skip the check.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,7 +15,7 @@ import { modelShape, parameterCount } from '../src/models/size.js';
 import { estimateTrainingMemory, checkTrainingMemory } from '../src/train/memory_estimate.js';
 import { memoryBudget, parseBytes } from '../src/system_memory.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
-import { LOOM, tinyModelFolder } from './cli_helpers.js';
+import { LOOM, tinyModelFolder, suiteTempDir } from './cli_helpers.js';
 
 describe('memory estimate', () => {
   it('parameterCount(config) equals the built model\'s numParameters for every family, head and option', () => {
@@ -91,13 +91,10 @@ describe('memory estimate', () => {
   });
 
   describe('CLI', () => {
-    let dir = '';
-    const p = (...s: string[]): string => join(dir, ...s);
+    const p = suiteTempDir('loom-mem-cli-');
     before(() => {
-      dir = mkdtempSync(join(tmpdir(), 'loom-mem-cli-'));
-      tinyModelFolder(dir, { layers: 2, width: 64, positions: 256 });
+      tinyModelFolder(p(), { layers: 2, width: 64, positions: 256 });
     });
-    after(() => rmSync(dir, { recursive: true, force: true }));
     const pretrain = (env: Record<string, string>, extra: string[]) => spawnSync(process.execPath, [LOOM, 'pretrain', '--model', p('init'), '--objective', 'clm', '--data', p('corpus.txt'),
       '--out', p('run'), '--steps', '2', '--seq-len', '128', ...extra], { encoding: 'utf8', env: { ...process.env, LOOM_NUM_THREADS: '1', ...env } });
 
