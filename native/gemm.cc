@@ -54,13 +54,18 @@ const char* gemm_impl() {
 
 void set_gemm_impl(const char* name) {
   gemm_init();
+  GemmChoice choice;
   if (!std::strcmp(name, "own"))
-    g_choice = GemmChoice::Own;
-  else if (!std::strcmp(name, "blas") || !std::strcmp(name, "auto")) {
-    if (!has_blas()) fail(std::string("setGemm: '") + name + "' needs a BLAS, and this build of the addon has none (see scripts/detect-blas.mjs)");
-    g_choice = !std::strcmp(name, "blas") ? GemmChoice::Blas : GemmChoice::Auto;
-  } else
+    choice = GemmChoice::Own;
+  else if (!std::strcmp(name, "blas"))
+    choice = GemmChoice::Blas;
+  else if (!std::strcmp(name, "auto"))
+    choice = GemmChoice::Auto;
+  else
     fail(std::string("setGemm: unknown GEMM '") + name + "' (expected auto, blas or own)");
+  if (choice != GemmChoice::Own && !has_blas())
+    fail(std::string("setGemm: '") + name + "' needs a BLAS, and this build of the addon has none (see scripts/detect-blas.mjs)");
+  g_choice = choice;
 }
 
 // Measured on Zen 4, 2 threads (bench/RESULTS.md): the AVX-512 kernel leads OpenBLAS where a dimension

@@ -1,6 +1,7 @@
 // The BLIS loop nest shared by the fp32 GEMM (gemm_kernel.h) and the bf16 one (gemm_bf16.cc), included
 // inside each one's namespace (no include guard on purpose): B packed in KC x NR panels, A in MC x KC blocks
-// of MR-row panels, a register-blocked micro-kernel, OpenMP over (M block, N range).
+// of MR-row panels, a register-blocked micro-kernel; each thread owns a fixed cell of rows (and, for
+// products with few rows, columns) of C, and the threads pack each B block together.
 //
 // P, the panel format, provides: Elem (the packed element type); MR, NR, KC, MC, NC; span(kc), the Elems
 // of one packed k-row (kc for fp32, kc rounded up to whole pairs for bf16); the scratch slots SLOT_A and

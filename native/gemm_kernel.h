@@ -21,10 +21,11 @@ constexpr int GEMM_NR = GEMM_NV * VL;
 static inline void gemm_micro(size_t kc, const float* LOOM_RESTRICT ap, const float* LOOM_RESTRICT bp,
                               float* LOOM_RESTRICT c, size_t ldc, size_t mr, size_t nr, float alpha, float beta,
                               bool first, const float* bias) {
+  constexpr int LINE = 16;  // floats per 64-byte cache line
   vf acc[GEMM_MR][GEMM_NV];
   // C is read once, at the end: fetch its tile now so that the update does not wait on L3 or memory
   for (size_t r = 0; r < mr; r++)
-    for (size_t j = 0; j < nr; j += 16) __builtin_prefetch(c + r * ldc + j, 1, 3);
+    for (size_t j = 0; j < nr; j += LINE) __builtin_prefetch(c + r * ldc + j, 1, 3);
 #pragma GCC unroll 16
   for (int r = 0; r < GEMM_MR; r++)
 #pragma GCC unroll 8
@@ -32,7 +33,7 @@ static inline void gemm_micro(size_t kc, const float* LOOM_RESTRICT ap, const fl
   for (size_t p = 0; p < kc; p++) {
     // the B panel streams from L2 (KC x NR floats is more than L1): ask for its rows 16 steps ahead
 #pragma GCC unroll 8
-    for (int v = 0; v < GEMM_NR; v += 16) __builtin_prefetch(bp + (p + 16) * GEMM_NR + v, 0, 3);
+    for (int v = 0; v < GEMM_NR; v += LINE) __builtin_prefetch(bp + (p + 16) * GEMM_NR + v, 0, 3);
     vf b[GEMM_NV];
 #pragma GCC unroll 8
     for (int v = 0; v < GEMM_NV; v++) b[v] = vload(bp + p * GEMM_NR + v * VL);
